@@ -1,0 +1,139 @@
+//! Decision-function benchmarks: a MeshIdentity validated against a cluster of 1 000 pods and
+//! 10 MeshIdentities (the budget: median at most 50 µs).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::{json, Value};
+
+use kuma_identity_webhook::config::Settings;
+use kuma_identity_webhook::inject::{self, InjectConfig, InjectDecision};
+use kuma_identity_webhook::state::Snapshot;
+use kuma_identity_webhook::validate::{meshidentity, Operation, Request};
+
+const PODS: usize = 1_000;
+const IDENTITIES: usize = 10;
+const APPS: usize = 20;
+
+fn cluster() -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    let mut add = |object: Value| snapshot.add_object(object).unwrap();
+    add(
+        json!({"kind": "Mesh", "metadata": {"name": "default"}, "spec": {"meshServices": {"mode": "Exclusive"}}}),
+    );
+    for ns in 0..10 {
+        add(
+            json!({"kind": "Namespace", "metadata": {"name": format!("ns-{ns}"), "labels": {"kuma.io/sidecar-injection": "enabled"}}}),
+        );
+    }
+    for i in 0..IDENTITIES {
+        add(json!({
+            "kind": "MeshIdentity",
+            "metadata": {"name": format!("id-{i}"), "namespace": "kuma-system", "labels": {"kuma.io/mesh": "default"}},
+            "spec": {
+                "selector": {"dataplane": {"matchLabels": {"app": format!("app-{i}")}}},
+                "spiffeID": {"path": "/ns/{{ .Namespace }}/sa/{{ .ServiceAccount }}"},
+                "provider": {"type": "Bundled", "bundled": {"autogenerate": {"enabled": true}}}
+            }
+        }));
+    }
+    for p in 0..PODS {
+        let app = p % APPS;
+        add(json!({
+            "kind": "Pod",
+            "metadata": {
+                "name": format!("app-{app}-{p}"),
+                "namespace": format!("ns-{}", p % 10),
+                "labels": {"app": format!("app-{app}"), "app.kubernetes.io/name": format!("app-{app}"), "pod-template-hash": "5d8f7c9b6"}
+            },
+            "spec": {"serviceAccountName": format!("sa-{app}")}
+        }));
+    }
+    snapshot
+}
+
+/// A typical MeshIdentity: one app's pods, workload-based path, bundled CA.
+fn typical_identity() -> Value {
+    json!({
+        "apiVersion": "kuma.io/v1alpha1",
+        "kind": "MeshIdentity",
+        "metadata": {"name": "web", "namespace": "kuma-system", "labels": {"kuma.io/mesh": "default", "kuma.io/origin": "zone"}},
+        "spec": {
+            "selector": {"dataplane": {"matchLabels": {"app": "app-3", "kuma.io/zone": "default"}}},
+            "spiffeID": {
+                "trustDomain": "{{ .Mesh }}.{{ .Zone }}.mesh.local",
+                "path": "/ns/{{ .Namespace }}/workload/{{ .Workload }}"
+            },
+            "provider": {"type": "Bundled", "bundled": {"meshTrustCreation": "Enabled", "autogenerate": {"enabled": true}}}
+        }
+    })
+}
+
+fn bench_meshidentity(c: &mut Criterion) {
+    let snapshot = cluster();
+    let settings = Settings {
+        workload_labels: vec!["app.kubernetes.io/name".to_owned()],
+        ..Settings::default()
+    };
+    let object = typical_identity();
+    let request = Request {
+        operation: Operation::Create,
+        namespace: Some("kuma-system"),
+        username: "admin",
+        object: Some(&object),
+        old_object: None,
+    };
+    let verdict = meshidentity::review(&request, &snapshot, &settings);
+    assert!(verdict.allowed(), "{verdict:?}");
+    c.bench_function("meshidentity_review_1000_pods_10_identities", |b| {
+        b.iter(|| meshidentity::review(black_box(&request), &snapshot, &settings))
+    });
+}
+
+/// A pod with nine application containers and Kuma's sidecar, each with a few mounts and
+/// variables: the mutation decision's budget is a 30 µs median.
+fn ten_container_pod() -> Value {
+    let app = |i: usize| {
+        json!({
+            "name": format!("app-{i}"),
+            "image": "registry.example/app:1",
+            "ports": [{"containerPort": 8080 + i}],
+            "env": [{"name": "A", "value": "1"}, {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "config", "mountPath": "/etc/app", "readOnly": true}],
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+        })
+    };
+    let mut containers: Vec<Value> = (0..9).map(app).collect();
+    containers.push(json!({
+        "name": "kuma-sidecar", "image": "kumahq/kuma-dp:2.12.0",
+        "args": ["run", "--log-level=info"],
+        "env": [{"name": "KUMA_CONTROL_PLANE_URL", "value": "https://kuma-control-plane.kuma-system:5678"}],
+        "volumeMounts": [{"name": "kuma-sidecar-tmp", "mountPath": "/tmp"}]
+    }));
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web", "k8s.kuma.io/spire-support": "true"}},
+        "spec": {
+            "serviceAccountName": "web",
+            "containers": containers,
+            "volumes": [{"name": "data", "emptyDir": {}}, {"name": "config", "configMap": {"name": "web"}}, {"name": "kuma-sidecar-tmp", "emptyDir": {}}]
+        }
+    })
+}
+
+fn bench_mutation(c: &mut Criterion) {
+    let pod = ten_container_pod();
+    let config = InjectConfig::default();
+    assert!(matches!(
+        inject::decide(&pod, &config),
+        InjectDecision::Inject { .. }
+    ));
+    c.bench_function("spire_socket_decision_10_containers", |b| {
+        b.iter(|| inject::decide(black_box(&pod), &config))
+    });
+}
+
+criterion_group!(benches, bench_meshidentity, bench_mutation);
+criterion_main!(benches);

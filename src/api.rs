@@ -1,0 +1,334 @@
+//! API types for the objects the webhook decides about.
+//!
+//! Field names and defaults follow Kuma's `kuma.io/v1alpha1` `Mesh` and `MeshIdentity`. Every field
+//! is optional here: the decision layer reports a missing field as a violation with its path, which
+//! says far more to a user than a deserialisation error would.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub type Labels = BTreeMap<String, String>;
+
+/// Label naming the mesh an object belongs to.
+pub const MESH_LABEL: &str = "kuma.io/mesh";
+/// Label saying where a policy-like object originates.
+pub const ORIGIN_LABEL: &str = "kuma.io/origin";
+/// Label carrying the zone of a MeshIdentity (and a derived dataplane label).
+pub const ZONE_LABEL: &str = "kuma.io/zone";
+/// The workload of a dataplane; managed by Kuma, never set on pods by hand.
+pub const WORKLOAD_LABEL: &str = "kuma.io/workload";
+pub const NAMESPACE_LABEL: &str = "k8s.kuma.io/namespace";
+pub const SERVICE_ACCOUNT_LABEL: &str = "k8s.kuma.io/service-account";
+pub const ENV_LABEL: &str = "kuma.io/env";
+/// Mesh used when an object names none.
+pub const DEFAULT_MESH: &str = "default";
+
+pub const DEFAULT_TRUST_DOMAIN_TEMPLATE: &str = "{{ .Mesh }}.{{ .Zone }}.mesh.local";
+pub const DEFAULT_PATH_TEMPLATE: &str = "/ns/{{ .Namespace }}/sa/{{ .ServiceAccount }}";
+
+/// The mesh an object belongs to: its `kuma.io/mesh` label, else `default`.
+pub fn mesh_of(meta: &ObjectMeta) -> &str {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(MESH_LABEL))
+        .map(String::as_str)
+        .unwrap_or(DEFAULT_MESH)
+}
+
+/// `kuma.io/v1alpha1` `Mesh`. Its CRD stores `spec` as free-form JSON, so only the one field this
+/// product reads is looked up, and everything else is tolerated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Mesh {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: Value,
+}
+
+/// `spec.meshServices.mode` of a Mesh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeshServicesMode {
+    Disabled,
+    Everywhere,
+    ReachableBackends,
+    Exclusive,
+}
+
+impl MeshServicesMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disabled => "Disabled",
+            Self::Everywhere => "Everywhere",
+            Self::ReachableBackends => "ReachableBackends",
+            Self::Exclusive => "Exclusive",
+        }
+    }
+}
+
+impl Mesh {
+    pub fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// The mode as written, `Disabled` when absent (Kuma's default). An unrecognised value is
+    /// returned as `Err` with the raw text so messages can quote it.
+    pub fn mesh_services_mode(&self) -> Result<MeshServicesMode, String> {
+        let raw = self.spec.pointer("/meshServices/mode");
+        match raw.and_then(Value::as_str) {
+            None if raw.is_none_or(Value::is_null) => Ok(MeshServicesMode::Disabled),
+            Some("Disabled") => Ok(MeshServicesMode::Disabled),
+            Some("Everywhere") => Ok(MeshServicesMode::Everywhere),
+            Some("ReachableBackends") => Ok(MeshServicesMode::ReachableBackends),
+            Some("Exclusive") => Ok(MeshServicesMode::Exclusive),
+            Some(other) => Err(other.to_owned()),
+            None => Err(raw.map(Value::to_string).unwrap_or_default()),
+        }
+    }
+
+    pub fn is_exclusive(&self) -> bool {
+        self.mesh_services_mode() == Ok(MeshServicesMode::Exclusive)
+    }
+}
+
+/// `kuma.io/v1alpha1` `MeshIdentity`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MeshIdentity {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: MeshIdentitySpec,
+}
+
+impl MeshIdentity {
+    pub fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.metadata.namespace.as_deref().unwrap_or_default()
+    }
+
+    pub fn mesh(&self) -> &str {
+        mesh_of(&self.metadata)
+    }
+
+    pub fn labels(&self) -> &Labels {
+        static EMPTY: Labels = BTreeMap::new();
+        self.metadata.labels.as_ref().unwrap_or(&EMPTY)
+    }
+
+    /// The key upstream orders identities by on Kubernetes: `<name>.<namespace>`.
+    pub fn precedence_key(&self) -> String {
+        format!("{}.{}", self.name(), self.namespace())
+    }
+
+    /// The trust domain template in force: the spec's, else Kuma's default.
+    pub fn trust_domain_template(&self) -> &str {
+        self.spec
+            .spiffe_id
+            .as_ref()
+            .and_then(|s| s.trust_domain.as_deref())
+            .unwrap_or(DEFAULT_TRUST_DOMAIN_TEMPLATE)
+    }
+
+    /// The path template in force: the spec's, else Kuma's default.
+    pub fn path_template(&self) -> &str {
+        self.spec
+            .spiffe_id
+            .as_ref()
+            .and_then(|s| s.path.as_deref())
+            .unwrap_or(DEFAULT_PATH_TEMPLATE)
+    }
+
+    /// `matchLabels` when the identity selects dataplanes at all. `selector: {}` (or no selector)
+    /// selects nothing; `dataplane: {}` or `matchLabels: {}` selects every dataplane of the mesh.
+    pub fn dataplane_match_labels(&self) -> Option<&Labels> {
+        static EMPTY: Labels = BTreeMap::new();
+        let dataplane = self.spec.selector.as_ref()?.dataplane.as_ref()?;
+        Some(dataplane.match_labels.as_ref().unwrap_or(&EMPTY))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshIdentitySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<Selector>,
+    #[serde(default, rename = "spiffeID", skip_serializing_if = "Option::is_none")]
+    pub spiffe_id: Option<SpiffeIdTemplates>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Provider>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Selector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataplane: Option<DataplaneSelector>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataplaneSelector {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_labels: Option<Labels>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SpiffeIdTemplates {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Provider {
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundled: Option<Bundled>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spire: Option<Spire>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<Extension>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Bundled {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh_trust_creation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_allow_self_signed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autogenerate: Option<Autogenerate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CertificateAuthority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_parameters: Option<CertificateParameters>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Autogenerate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateAuthority {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<SecureDataSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<SecureDataSource>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CertificateParameters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<String>,
+}
+
+/// Where a secret comes from. The member named by `type` must be present; the members' own
+/// contents are free-form here because only their presence is validated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecureDataSource {
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_var: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_inline: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Spire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<SpireAgent>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SpireAgent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Extension {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+}
+
+/// What decisions need of a Namespace.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceInfo {
+    pub name: String,
+    pub labels: Labels,
+}
+
+/// What decisions need of a Pod: identity, labels, annotations and service account. Kept small
+/// on purpose so a cluster's worth of pods fits in memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodInfo {
+    pub name: String,
+    pub namespace: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+    /// `spec.serviceAccountName`, `default` when absent (what the API server fills in).
+    pub service_account: String,
+}
+
+impl PodInfo {
+    /// Reads the fields decisions need from raw pod JSON. Missing or mistyped fields fall back to
+    /// empty values; `namespace_fallback` covers `generateName` pods whose object has none yet.
+    pub fn from_json(pod: &Value, namespace_fallback: Option<&str>) -> Self {
+        let string_map = |pointer: &str| string_map_at(pod, pointer);
+        let text = |pointer: &str| {
+            pod.pointer(pointer)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        Self {
+            name: text("/metadata/name")
+                .or_else(|| text("/metadata/generateName"))
+                .unwrap_or_default()
+                .to_owned(),
+            namespace: text("/metadata/namespace")
+                .or(namespace_fallback.filter(|s| !s.is_empty()))
+                .unwrap_or("default")
+                .to_owned(),
+            labels: string_map("/metadata/labels"),
+            annotations: string_map("/metadata/annotations"),
+            service_account: text("/spec/serviceAccountName")
+                .unwrap_or("default")
+                .to_owned(),
+        }
+    }
+}
+
+/// The string-to-string map at `pointer` (labels, annotations); non-string values are skipped and
+/// anything that is not an object reads as empty.
+pub fn string_map_at(value: &Value, pointer: &str) -> Labels {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}

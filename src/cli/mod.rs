@@ -1,0 +1,148 @@
+//! Command-line interface: flags (each with an environment twin) and subcommands.
+
+mod check;
+mod explain;
+mod inject;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use kuma_identity_webhook::config::{
+    Enforcement, Settings, WorkloadFallback, DEFAULT_PRIVILEGED_USERS,
+};
+use kuma_identity_webhook::inject::InjectConfig;
+
+#[derive(Parser)]
+#[command(
+    name = "kuma-identity-webhook",
+    version,
+    about = "Admission webhooks for Kuma MeshIdentity and SPIRE agent socket injection"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the admission webhooks over HTTPS.
+    Serve(serve::ServeArgs),
+    /// Decide manifests offline, printing what `kubectl apply --dry-run=server` would.
+    Check(check::CheckArgs),
+    /// Print manifests with the SPIRE agent socket injected, as the mutating webhook would.
+    Inject(inject::InjectArgs),
+    /// Explain which MeshIdentity a pod gets, its SPIFFE ID, and the socket decision.
+    Explain(explain::ExplainArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings the decisions depend on; shared by every subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct DecisionArgs {
+    /// Namespace MeshIdentities must be created in.
+    #[arg(
+        long,
+        env = "KUMA_STORE_KUBERNETES_SYSTEM_NAMESPACE",
+        default_value = "kuma-system"
+    )]
+    system_namespace: String,
+    /// This zone's name: `.Zone` in trust domains and the `kuma.io/zone` dataplane label.
+    #[arg(long, env = "KUMA_MULTIZONE_ZONE_NAME", default_value = "default")]
+    zone: String,
+    /// Pod labels naming the workload, highest priority first (comma-separated).
+    #[arg(
+        long,
+        env = "KUMA_RUNTIME_KUBERNETES_WORKLOAD_LABELS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    workload_labels: Vec<String>,
+    /// Where a pod's workload comes from when no workload label is set.
+    #[arg(
+        long,
+        env = "KIW_WORKLOAD_FALLBACK",
+        value_enum,
+        default_value = "none"
+    )]
+    workload_fallback: WorkloadFallback,
+    /// Whether pods that would break make a MeshIdentity change fail, or only warn.
+    #[arg(
+        long,
+        env = "KIW_WORKLOAD_LABEL_ENFORCEMENT",
+        value_enum,
+        default_value = "deny"
+    )]
+    workload_label_enforcement: Enforcement,
+    /// Users that bypass the placement and mesh rules (comma-separated).
+    #[arg(long, env = "KIW_PRIVILEGED_USERS", value_delimiter = ',', default_values_t = DEFAULT_PRIVILEGED_USERS.map(str::to_owned))]
+    privileged_users: Vec<String>,
+    /// Mount the SPIRE agent socket into every pod unless it opts out.
+    #[arg(long, env = "KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_ENABLED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    spire_enabled: bool,
+    /// Where the SPIRE agent socket directory is mounted.
+    #[arg(
+        long,
+        env = "KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_MOUNT_PATH",
+        default_value = "/run/spire/sockets"
+    )]
+    spire_mount_path: String,
+    /// File name of the socket inside the mounted directory.
+    #[arg(
+        long,
+        env = "KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_SOCKET_FILE_NAME",
+        default_value = "socket"
+    )]
+    spire_socket_file_name: String,
+}
+
+impl DecisionArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            system_namespace: self.system_namespace.clone(),
+            zone: self.zone.clone(),
+            workload_labels: self
+                .workload_labels
+                .iter()
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty())
+                .collect(),
+            workload_fallback: self.workload_fallback,
+            enforcement: self.workload_label_enforcement,
+            privileged_users: self.privileged_users.clone(),
+            inject: InjectConfig {
+                enabled_by_default: self.spire_enabled,
+                mount_path: self.spire_mount_path.clone(),
+                socket_file_name: self.spire_socket_file_name.clone(),
+            },
+        }
+    }
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Inject(args) => inject::run(args),
+        Command::Explain(args) => explain::run(args),
+    }
+}

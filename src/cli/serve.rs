@@ -1,0 +1,134 @@
+//! `serve`: the HTTPS admission server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::net::TcpListener;
+
+use kuma_identity_webhook::certs;
+use kuma_identity_webhook::metrics::Metrics;
+use kuma_identity_webhook::server::{self, routes, tls};
+use kuma_identity_webhook::state::{Snapshot, StateHandle};
+
+use super::{init_logging, DecisionArgs, LogFormat};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address of the HTTPS admission listener.
+    #[arg(long, env = "KIW_LISTEN", default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// Address of the plain-HTTP listener for /healthz, /readyz and /metrics.
+    #[arg(long, env = "KIW_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    admin_listen: SocketAddr,
+    /// PEM certificate chain of the serving certificate.
+    #[arg(long, env = "KIW_TLS_CERT", default_value = "certs/tls.crt")]
+    tls_cert: PathBuf,
+    /// PEM private key of the serving certificate.
+    #[arg(long, env = "KIW_TLS_KEY", default_value = "certs/tls.key")]
+    tls_key: PathBuf,
+    /// Generate a throwaway CA and serving certificate when the files are missing.
+    #[arg(long, env = "KIW_DEV")]
+    dev: bool,
+    /// Service name the dev certificate is issued for (`<service>.<namespace>.svc`).
+    #[arg(
+        long,
+        env = "KIW_SERVICE_NAME",
+        default_value = "kuma-identity-webhook"
+    )]
+    service_name: String,
+    /// Namespace the dev certificate is issued for.
+    #[arg(long, env = "KIW_SERVICE_NAMESPACE", default_value = "kuma-system")]
+    service_namespace: String,
+    /// YAML file of Mesh, MeshIdentity, Namespace and Pod objects to decide against.
+    #[arg(long, env = "KIW_CLUSTER_STATE")]
+    cluster_state: PathBuf,
+    /// Log format.
+    #[arg(long, env = "KIW_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(flatten)]
+    decisions: DecisionArgs,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "server stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.dev {
+        let names = certs::serving_names(&args.service_name, &args.service_namespace);
+        if let Some(ca) = certs::ensure_dev_pair(&args.tls_cert, &args.tls_key, &names)? {
+            tracing::info!(ca = %ca.display(), "generated a development CA and serving certificate; trust the CA to call the server");
+        }
+    }
+    let tls_config = tls::load_server_config(&args.tls_cert, &args.tls_key)?;
+    let state = Arc::new(StateHandle::default());
+    let app = routes::App {
+        state: state.clone(),
+        settings: Arc::new(args.decisions.settings()),
+        metrics: Arc::new(Metrics::new()),
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let admin = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("binding {}", args.admin_listen))?;
+    tracing::info!(listen = %listener.local_addr()?, admin = %admin.local_addr()?, "serving");
+
+    let snapshot = Snapshot::load(&args.cluster_state)?;
+    tracing::info!(
+        file = %args.cluster_state.display(),
+        meshes = snapshot.mesh_count(),
+        mesh_identities = snapshot.identity_count(),
+        pods = snapshot.pod_count(),
+        "cluster state loaded"
+    );
+    state.set(Arc::new(snapshot));
+
+    let admission = server::serve_tls(listener, tls_config, routes::admission_router(app.clone()));
+    let admin = server::serve_admin(admin, routes::admin_router(app));
+    tokio::select! {
+        result = admission => result.context("admission listener")?,
+        result = admin => result.context("admin listener")?,
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,110 @@
+//! What Kuma sees of a pod: its mesh, workload and the labels selectors match against.
+//!
+//! [`DataplaneView`] borrows everything from the pod and the cluster view, so scanning every pod of
+//! a cluster for a MeshIdentity change allocates nothing per pod.
+
+use crate::api::{
+    Labels, PodInfo, DEFAULT_MESH, ENV_LABEL, MESH_LABEL, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL,
+    WORKLOAD_LABEL, ZONE_LABEL,
+};
+use crate::config::{Settings, WorkloadFallback};
+use crate::state::ClusterView;
+
+/// Value of the derived `kuma.io/env` label on Kubernetes.
+const ENV_KUBERNETES: &str = "kubernetes";
+
+/// Labels every dataplane gets from Kuma rather than from its pod.
+pub const DERIVED_LABELS: [&str; 6] = [
+    MESH_LABEL,
+    NAMESPACE_LABEL,
+    SERVICE_ACCOUNT_LABEL,
+    ZONE_LABEL,
+    ENV_LABEL,
+    WORKLOAD_LABEL,
+];
+
+/// A pod seen as a dataplane.
+#[derive(Debug, Clone, Copy)]
+pub struct DataplaneView<'a> {
+    pub pod: &'a PodInfo,
+    pub mesh: &'a str,
+    /// `None` when no workload label is set and no fallback applies.
+    pub workload: Option<&'a str>,
+    pub zone: &'a str,
+}
+
+impl<'a> DataplaneView<'a> {
+    pub fn new(pod: &'a PodInfo, view: &'a dyn ClusterView, settings: &'a Settings) -> Self {
+        Self {
+            pod,
+            mesh: mesh_of_pod(pod, view),
+            workload: workload_of(pod, settings),
+            zone: &settings.zone,
+        }
+    }
+
+    /// One dataplane label: derived labels first (they override pod labels), then the pod's own.
+    pub fn label(&self, key: &str) -> Option<&'a str> {
+        match key {
+            MESH_LABEL => Some(self.mesh),
+            NAMESPACE_LABEL => Some(&self.pod.namespace),
+            SERVICE_ACCOUNT_LABEL => Some(&self.pod.service_account),
+            ZONE_LABEL => Some(self.zone),
+            ENV_LABEL => Some(ENV_KUBERNETES),
+            WORKLOAD_LABEL => self.workload,
+            _ => self.pod.labels.get(key).map(String::as_str),
+        }
+    }
+
+    /// Whether every selector label is present with the same value.
+    pub fn matches(&self, match_labels: &Labels) -> bool {
+        match_labels
+            .iter()
+            .all(|(key, value)| self.label(key) == Some(value.as_str()))
+    }
+
+    /// All dataplane labels as a map (for rendering and for explaining).
+    pub fn labels(&self) -> Labels {
+        let mut labels = self.pod.labels.clone();
+        labels.remove(WORKLOAD_LABEL);
+        for key in DERIVED_LABELS {
+            if let Some(value) = self.label(key) {
+                labels.insert(key.to_owned(), value.to_owned());
+            }
+        }
+        labels
+    }
+
+    /// `namespace/name`, the way messages name a pod.
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.pod.namespace, self.pod.name)
+    }
+}
+
+/// The mesh of a pod: its `kuma.io/mesh` label, else its namespace's, else `default`.
+pub fn mesh_of_pod<'a>(pod: &'a PodInfo, view: &'a dyn ClusterView) -> &'a str {
+    pod.labels
+        .get(MESH_LABEL)
+        .filter(|mesh| !mesh.is_empty())
+        .or_else(|| {
+            view.namespace_labels(&pod.namespace)?
+                .get(MESH_LABEL)
+                .filter(|mesh| !mesh.is_empty())
+        })
+        .map_or(DEFAULT_MESH, String::as_str)
+}
+
+/// The workload: the first non-empty value among the configured workload labels, else the
+/// service account when that fallback is switched on.
+pub fn workload_of<'a>(pod: &'a PodInfo, settings: &Settings) -> Option<&'a str> {
+    let labelled = settings
+        .workload_labels
+        .iter()
+        .filter_map(|key| pod.labels.get(key))
+        .find(|value| !value.is_empty());
+    match (labelled, settings.workload_fallback) {
+        (Some(value), _) => Some(value),
+        (None, WorkloadFallback::ServiceAccount) => Some(&pod.service_account),
+        (None, WorkloadFallback::None) => None,
+    }
+}

@@ -1,0 +1,122 @@
+//! Prometheus metrics, served as text on the admin listener's `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Latency buckets in seconds. kube-apiserver gives a webhook at most 30 s (we register 5 s or
+/// less), so buckets end at 10 s; the low end resolves the sub-millisecond decisions.
+const LATENCY_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The webhook path; only the registered paths are ever used, keeping cardinality bounded.
+    pub path: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    pub path: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// One of a fixed set of reasons named by the decision code.
+    pub reason: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<PathLabels, Histogram>,
+    pub pod_denials: Family<ReasonLabels, Counter>,
+    pub injections: Family<InjectionLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InjectionLabels {
+    /// `injected`, `skipped` or `denied`.
+    pub outcome: &'static str,
+    /// `injected`, a skip reason, or why the pod was denied.
+    pub reason: &'static str,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("kuma_identity_webhook");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "admission_requests",
+            "Admission requests by webhook path and outcome (allowed, denied, error)",
+            requests.clone(),
+        );
+        let latency = Family::<PathLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(LATENCY_BUCKETS)
+        });
+        registry.register(
+            "admission_duration_seconds",
+            "Time to decide an admission request, body read included",
+            latency.clone(),
+        );
+        let pod_denials = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "pod_denials",
+            "Pods refused by the pod validating webhook, by reason",
+            pod_denials.clone(),
+        );
+        let injections = Family::<InjectionLabels, Counter>::default();
+        registry.register(
+            "spire_socket_injections",
+            "SPIRE agent socket injection decisions by outcome and reason",
+            injections.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            pod_denials,
+            injections,
+        }
+    }
+
+    pub fn observe(&self, path: &'static str, outcome: &'static str, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels { path, outcome })
+            .inc();
+        self.latency
+            .get_or_create(&PathLabels { path })
+            .observe(seconds);
+    }
+
+    pub fn pod_denied(&self, reason: &'static str) {
+        self.pod_denials
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn injection(&self, outcome: &'static str, reason: &'static str) {
+        self.injections
+            .get_or_create(&InjectionLabels { outcome, reason })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}

@@ -1,0 +1,123 @@
+//! Rendering SPIFFE IDs from a MeshIdentity's templates.
+
+use crate::api::{MeshIdentity, ZONE_LABEL};
+use crate::config::Settings;
+use crate::dataplane::DataplaneView;
+use crate::gotemplate::{self, Data, Template};
+use crate::spiffe;
+
+/// The user function upstream registers for both templates.
+pub const LABEL_FUNC: &[&str] = &["label"];
+/// Fields the trust domain template can read.
+pub const TRUST_DOMAIN_FIELDS: &[&str] = &["Mesh", "Zone"];
+/// Fields the path template can read.
+pub const PATH_FIELDS: &[&str] = &["Namespace", "ServiceAccount", "Workload"];
+
+/// Parses a SPIFFE ID template the way upstream does, with its error prefix.
+pub fn parse_template(source: &str) -> Result<Template, String> {
+    gotemplate::parse(source, LABEL_FUNC).map_err(|e| format!("couldn't parse template: {e}"))
+}
+
+/// Renders the trust domain with the identity's own data: its mesh, its zone (label, else the
+/// configured zone) and `label` reading its own labels.
+pub fn render_trust_domain(
+    template: &Template,
+    identity: &MeshIdentity,
+    settings: &Settings,
+) -> Result<String, String> {
+    let zone = identity
+        .labels()
+        .get(ZONE_LABEL)
+        .map_or(settings.zone.as_str(), String::as_str);
+    let fields = [("Mesh", identity.mesh()), ("Zone", zone)];
+    template
+        .execute(&Data {
+            fields: &fields,
+            labels: identity.labels(),
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Renders the path with the dataplane's data and `label` reading its dataplane labels.
+pub fn render_path(template: &Template, dataplane: &DataplaneView) -> Result<String, String> {
+    let fields = [
+        ("Namespace", dataplane.pod.namespace.as_str()),
+        ("ServiceAccount", dataplane.pod.service_account.as_str()),
+        ("Workload", dataplane.workload.unwrap_or_default()),
+    ];
+    template
+        .execute(&Data {
+            fields: &fields,
+            labels: &dataplane.labels(),
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// The SPIFFE ID `identity` gives `dataplane`: both templates parsed and rendered, and the
+/// result checked against the SPIFFE rules. The error says which step failed and shows the
+/// rendered value where there is one.
+pub fn spiffe_id_for(
+    identity: &MeshIdentity,
+    dataplane: &DataplaneView,
+    settings: &Settings,
+) -> Result<String, String> {
+    let trust_domain_template = parse_template(identity.trust_domain_template())
+        .map_err(|e| format!("trust domain: {e}"))?;
+    let path_template =
+        parse_template(identity.path_template()).map_err(|e| format!("path: {e}"))?;
+    let trust_domain = render_trust_domain(&trust_domain_template, identity, settings)
+        .map_err(|e| format!("trust domain: {e}"))?;
+    let path = render_path(&path_template, dataplane)?;
+    spiffe::spiffe_id(&trust_domain, &path)
+        .map_err(|e| format!("\"spiffe://{trust_domain}{path}\": {e}"))
+}
+
+/// Whether a path template reads the workload, detected as upstream does: an action that is
+/// exactly `label "kuma.io/workload"` or `.Workload`, with any spaces inside the braces.
+pub fn uses_workload_label(path: &str) -> bool {
+    let mut rest = path;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return false;
+        };
+        let action = after[..end].trim_matches(|c: char| c.is_ascii_whitespace());
+        if action == ".Workload" || is_workload_label_call(action) {
+            return true;
+        }
+        rest = &after[end + 2..];
+    }
+    false
+}
+
+fn is_workload_label_call(action: &str) -> bool {
+    action
+        .strip_prefix("label")
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_whitespace()))
+        .map(|rest| rest.trim_start_matches(|c: char| c.is_ascii_whitespace()))
+        == Some("\"kuma.io/workload\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_detection() {
+        let cases = [
+            ("/workload/{{ .Workload }}", true),
+            ("/w/{{.Workload}}", true),
+            ("/w/{{   label   \"kuma.io/workload\"  }}", true),
+            ("/w/{{label \"kuma.io/workload\"}}", true),
+            ("/ns/{{ .Namespace }}/sa/{{ .ServiceAccount }}", false),
+            ("/w/{{ .Workloads }}", false),
+            ("/w/{{ label \"kuma.io/workloads\" }}", false),
+            ("/w/{{ labels \"kuma.io/workload\" }}", false),
+            ("/w/{{ .Workload | printf \"%s\" }}", false),
+            ("{{", false),
+        ];
+        for (path, want) in cases {
+            assert_eq!(uses_workload_label(path), want, "{path}");
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The read-only view of the cluster that every decision is made against.
+//!
+//! Decisions take `&dyn ClusterView`, so the same rules run against a file loaded at start-up
+//! (quickstart, tests, the offline CLI) or against caches fed by Kubernetes watches.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::api::{string_map_at, Labels, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
+
+/// Lookups decisions need. Implementations must answer from memory: no call may reach the
+/// Kubernetes API while an admission request is being handled.
+pub trait ClusterView: Send + Sync {
+    fn mesh(&self, name: &str) -> Option<&Mesh>;
+    /// Every MeshIdentity of `mesh`, in no particular order.
+    fn identities_in_mesh(&self, mesh: &str) -> Vec<&MeshIdentity>;
+    fn namespace_labels(&self, namespace: &str) -> Option<&Labels>;
+    /// Every known pod.
+    fn pods(&self) -> Box<dyn Iterator<Item = &PodInfo> + '_>;
+    /// The pods whose own label `key` is `value` (derived dataplane labels are not indexed).
+    fn pods_labelled(&self, key: &str, value: &str) -> Box<dyn Iterator<Item = &PodInfo> + '_>;
+}
+
+/// An immutable set of objects with the indexes decisions use.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    meshes: BTreeMap<String, Mesh>,
+    /// Keyed by mesh name, so selection only looks at the mesh's own identities.
+    identities: BTreeMap<String, Vec<MeshIdentity>>,
+    namespaces: BTreeMap<String, NamespaceInfo>,
+    pods: Vec<PodInfo>,
+    /// Position of each pod in `pods`, by `(namespace, name)`.
+    pod_positions: HashMap<(String, String), usize>,
+    /// Positions of pods by label key and value: a MeshIdentity usually selects one app, so
+    /// scanning only that app's pods keeps admission fast in large clusters.
+    pods_by_label: HashMap<String, HashMap<String, Vec<usize>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: document {index}: {message}")]
+    Parse {
+        path: String,
+        index: usize,
+        message: String,
+    },
+}
+
+impl Snapshot {
+    pub fn new(
+        meshes: Vec<Mesh>,
+        identities: Vec<MeshIdentity>,
+        namespaces: Vec<NamespaceInfo>,
+        pods: Vec<PodInfo>,
+    ) -> Self {
+        let mut snapshot = Self::default();
+        for pod in pods {
+            snapshot.upsert_pod(pod);
+        }
+        for mesh in meshes {
+            snapshot.meshes.insert(mesh.name().to_owned(), mesh);
+        }
+        for identity in identities {
+            snapshot.upsert_identity(identity);
+        }
+        for ns in namespaces {
+            snapshot.namespaces.insert(ns.name.clone(), ns);
+        }
+        snapshot
+    }
+
+    /// Loads a multi-document YAML (or JSON) file of Mesh, MeshIdentity, Namespace and Pod
+    /// objects; `List` objects are flattened. Other kinds are ignored.
+    pub fn load(path: &Path) -> Result<Self, StateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text).map_err(|(index, message)| StateError::Parse {
+            path: path.display().to_string(),
+            index,
+            message,
+        })
+    }
+
+    /// Parses multi-document YAML; on error returns the 1-based document index and the reason.
+    pub fn from_yaml(text: &str) -> Result<Self, (usize, String)> {
+        let mut snapshot = Self::default();
+        for (index, object) in crate::manifest::parse_documents(text)?
+            .into_iter()
+            .enumerate()
+        {
+            snapshot
+                .add_object(object)
+                .map_err(|message| (index + 1, message))?;
+        }
+        Ok(snapshot)
+    }
+
+    /// Adds (or replaces, by name) one object. The error names what was wrong with it.
+    pub fn add_object(&mut self, object: Value) -> Result<(), String> {
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        match kind {
+            "Mesh" => {
+                let mesh: Mesh =
+                    serde_json::from_value(object).map_err(|e| format!("Mesh: {e}"))?;
+                self.meshes.insert(mesh.name().to_owned(), mesh);
+            }
+            "MeshIdentity" => {
+                let identity: MeshIdentity =
+                    serde_json::from_value(object).map_err(|e| format!("MeshIdentity: {e}"))?;
+                self.upsert_identity(identity);
+            }
+            "Namespace" => {
+                let name = object
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                self.namespaces.insert(
+                    name.clone(),
+                    NamespaceInfo {
+                        name,
+                        labels: string_map_at(&object, "/metadata/labels"),
+                    },
+                );
+            }
+            "Pod" => {
+                self.upsert_pod(PodInfo::from_json(&object, None));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn upsert_pod(&mut self, pod: PodInfo) {
+        let key = (pod.namespace.clone(), pod.name.clone());
+        let position = match self.pod_positions.get(&key) {
+            Some(&position) => {
+                self.unindex_pod(position);
+                position
+            }
+            None => {
+                self.pods.push(PodInfo::default());
+                self.pods.len() - 1
+            }
+        };
+        for (label, value) in &pod.labels {
+            self.pods_by_label
+                .entry(label.clone())
+                .or_default()
+                .entry(value.clone())
+                .or_default()
+                .push(position);
+        }
+        self.pod_positions.insert(key, position);
+        self.pods[position] = pod;
+    }
+
+    fn unindex_pod(&mut self, position: usize) {
+        for (label, value) in &self.pods[position].labels {
+            if let Some(positions) = self
+                .pods_by_label
+                .get_mut(label)
+                .and_then(|values| values.get_mut(value))
+            {
+                positions.retain(|p| *p != position);
+            }
+        }
+    }
+
+    fn upsert_identity(&mut self, identity: MeshIdentity) {
+        let list = self
+            .identities
+            .entry(identity.mesh().to_owned())
+            .or_default();
+        list.retain(|i| !(i.name() == identity.name() && i.namespace() == identity.namespace()));
+        list.push(identity);
+    }
+
+    /// The stored object with the kind, name and namespace of `like`, as JSON: what an apply of
+    /// `like` would update. Pods are stored slimmed, so only their decision fields come back.
+    pub fn object(&self, like: &Value) -> Option<Value> {
+        let text = |pointer: &str| like.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+        let (name, namespace) = (text("/metadata/name"), text("/metadata/namespace"));
+        match text("/kind") {
+            "Mesh" => typed_json(self.meshes.get(name)?, "Mesh"),
+            "MeshIdentity" => typed_json(
+                self.identities
+                    .values()
+                    .flatten()
+                    .find(|i| i.name() == name && i.namespace() == namespace)?,
+                "MeshIdentity",
+            ),
+            "Pod" => {
+                let position = *self
+                    .pod_positions
+                    .get(&(namespace.to_owned(), name.to_owned()))?;
+                let pod = self.pods.get(position)?;
+                Some(serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": pod.name,
+                        "namespace": pod.namespace,
+                        "labels": pod.labels,
+                        "annotations": pod.annotations,
+                    },
+                    "spec": {"serviceAccountName": pod.service_account},
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    pub fn identity_count(&self) -> usize {
+        self.identities.values().map(Vec::len).sum()
+    }
+
+    pub fn mesh_count(&self) -> usize {
+        self.meshes.len()
+    }
+}
+
+/// A stored `kuma.io/v1alpha1` object as JSON with its `apiVersion` and `kind`.
+fn typed_json(object: &impl serde::Serialize, kind: &str) -> Option<Value> {
+    let mut value = serde_json::to_value(object).ok()?;
+    let map = value.as_object_mut()?;
+    map.insert("apiVersion".to_owned(), Value::from("kuma.io/v1alpha1"));
+    map.insert("kind".to_owned(), Value::from(kind));
+    Some(value)
+}
+
+impl ClusterView for Snapshot {
+    fn mesh(&self, name: &str) -> Option<&Mesh> {
+        self.meshes.get(name)
+    }
+
+    fn identities_in_mesh(&self, mesh: &str) -> Vec<&MeshIdentity> {
+        self.identities
+            .get(mesh)
+            .map(|list| list.iter().collect())
+            .unwrap_or_default()
+    }
+
+    fn namespace_labels(&self, namespace: &str) -> Option<&Labels> {
+        self.namespaces.get(namespace).map(|ns| &ns.labels)
+    }
+
+    fn pods(&self) -> Box<dyn Iterator<Item = &PodInfo> + '_> {
+        Box::new(self.pods.iter())
+    }
+
+    fn pods_labelled(&self, key: &str, value: &str) -> Box<dyn Iterator<Item = &PodInfo> + '_> {
+        let positions = self
+            .pods_by_label
+            .get(key)
+            .and_then(|values| values.get(value))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        Box::new(positions.iter().filter_map(|&p| self.pods.get(p)))
+    }
+}
+
+/// Where the server reads its current view from. Swapping in a new snapshot is how a file reload
+/// or a watch update becomes visible; readers keep the `Arc` they took for the whole request.
+#[derive(Default)]
+pub struct StateHandle {
+    current: std::sync::RwLock<Option<Arc<dyn ClusterView>>>,
+}
+
+impl StateHandle {
+    pub fn set(&self, view: Arc<dyn ClusterView>) {
+        if let Ok(mut guard) = self.current.write() {
+            *guard = Some(view);
+        }
+    }
+
+    /// `None` until the first state is loaded: callers must not guess before that.
+    pub fn get(&self) -> Option<Arc<dyn ClusterView>> {
+        self.current.read().ok().and_then(|guard| guard.clone())
+    }
+}

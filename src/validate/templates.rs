@@ -1,0 +1,136 @@
+//! Checks of the SPIFFE ID templates that need no pod: parsing (Go's messages), fields the
+//! template cannot offer, literal characters, and the rendered trust domain.
+
+use crate::api::MeshIdentity;
+use crate::config::Settings;
+use crate::gotemplate::Template;
+use crate::render::{parse_template, render_trust_domain, PATH_FIELDS, TRUST_DOMAIN_FIELDS};
+use crate::spiffe::{self, is_path_segment_char, is_trust_domain_char};
+
+use super::Findings;
+
+pub const TRUST_DOMAIN_FIELD: &str = "spec.spiffeID.trustDomain";
+pub const PATH_FIELD: &str = "spec.spiffeID.path";
+
+/// The parsed templates, when they are usable for rendering.
+pub struct CheckedTemplates {
+    /// The rendered trust domain, when it parsed, rendered and passed the SPIFFE rules.
+    pub trust_domain: Option<String>,
+    /// The parsed path template, when it parsed and reads only what paths offer.
+    pub path: Option<Template>,
+}
+
+pub fn check_templates(
+    identity: &MeshIdentity,
+    settings: &Settings,
+    findings: &mut Findings,
+) -> CheckedTemplates {
+    let trust_domain = check_trust_domain(identity, settings, findings);
+    let path = check_path(identity.path_template(), findings);
+    CheckedTemplates { trust_domain, path }
+}
+
+fn check_trust_domain(
+    identity: &MeshIdentity,
+    settings: &Settings,
+    findings: &mut Findings,
+) -> Option<String> {
+    let template = parse_checked(
+        identity.trust_domain_template(),
+        TRUST_DOMAIN_FIELD,
+        TRUST_DOMAIN_FIELDS,
+        findings,
+    )?;
+    let bad_literal = template.literal_texts().into_iter().find_map(|text| {
+        text.chars()
+            .find(|c| !is_trust_domain_char(*c))
+            .map(|c| (text, c))
+    });
+    if let Some((text, c)) = bad_literal {
+        findings.invalid(
+            TRUST_DOMAIN_FIELD,
+            format!(
+                "literal text {text:?} contains {c:?}: {}",
+                spiffe::SpiffeError::BadTrustDomainChar
+            ),
+        );
+        return None;
+    }
+    let rendered = match render_trust_domain(&template, identity, settings) {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            findings.invalid(TRUST_DOMAIN_FIELD, format!("cannot render: {e}"));
+            return None;
+        }
+    };
+    match spiffe::validate_trust_domain(&rendered) {
+        Ok(()) => Some(rendered),
+        Err(e) => {
+            findings.invalid(
+                TRUST_DOMAIN_FIELD,
+                format!("renders to {rendered:?}, which is not a valid SPIFFE trust domain: {e}"),
+            );
+            None
+        }
+    }
+}
+
+fn check_path(source: &str, findings: &mut Findings) -> Option<Template> {
+    let template = parse_checked(source, PATH_FIELD, PATH_FIELDS, findings)?;
+    let bad_literal = template.literal_texts().into_iter().find_map(|text| {
+        text.chars()
+            .find(|c| *c != '/' && !is_path_segment_char(*c))
+            .map(|c| (text, c))
+    });
+    if let Some((text, c)) = bad_literal {
+        findings.invalid(
+            PATH_FIELD,
+            format!(
+                "literal text {text:?} contains {c:?}: {}",
+                spiffe::SpiffeError::BadPathSegmentChar
+            ),
+        );
+        return None;
+    }
+    if !source.is_empty() && !source.starts_with('/') && !source.starts_with("{{") {
+        findings.invalid(PATH_FIELD, spiffe::SpiffeError::NoLeadingSlash.to_string());
+        return None;
+    }
+    Some(template)
+}
+
+/// Parses a template and refuses fields its data never offers: upstream would only fail when
+/// rendering (`can't evaluate field ...`), which for these fields is every time.
+fn parse_checked(
+    source: &str,
+    field: &str,
+    offered: &[&str],
+    findings: &mut Findings,
+) -> Option<Template> {
+    let template = match parse_template(source) {
+        Ok(template) => template,
+        Err(message) => {
+            findings.invalid(field, message);
+            return None;
+        }
+    };
+    let unknown: Vec<String> = template
+        .root_fields()
+        .into_iter()
+        .filter(|(name, _)| !offered.contains(&name.as_str()))
+        .map(|(name, _)| format!(".{name}"))
+        .collect();
+    if unknown.is_empty() {
+        return Some(template);
+    }
+    let offered: Vec<String> = offered.iter().map(|f| format!(".{f}")).collect();
+    findings.invalid(
+        field,
+        format!(
+            "template reads {}, which this field never offers (available: {}), so it can never render",
+            unknown.join(", "),
+            offered.join(", ")
+        ),
+    );
+    None
+}

@@ -1,0 +1,358 @@
+//! The offline commands, run as a user would run the built binary, and the promise behind them:
+//! for the same AdmissionReviews, `check` and the HTTPS server give the same verdicts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use support::inject_fixture;
+use support::{load_fixtures, repo_path, tempdir, Case, FixtureSettings, TestServer};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn cli(args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_kuma-identity-webhook"))
+        .args(args)
+        .env_remove("KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_ENABLED")
+        .output()
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn example_state() -> String {
+    repo_path("deploy/examples/cluster-state.yaml")
+        .display()
+        .to_string()
+}
+
+fn fixture(name: &str) -> String {
+    repo_path(&format!("tests/fixtures/offline/{name}"))
+        .display()
+        .to_string()
+}
+
+#[test]
+fn check_prints_what_kubectl_would_and_exits_1_on_a_denial() {
+    let run = cli(&[
+        "check",
+        "-f",
+        &fixture("apply.yaml"),
+        "--cluster-state",
+        &example_state(),
+        "--workload-labels",
+        "app.kubernetes.io/name",
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        "meshidentity.kuma.io/web created (server dry run)\n"
+    );
+    let stderr: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(stderr.len(), 3, "{}", run.stderr);
+    assert_eq!(stderr[0], "Warning: spec.provider.bundled.insecureAllowSelfSigned: true accepts a self-signed CA; use it only for testing");
+    assert_eq!(
+        stderr[1],
+        format!(
+            "Error from server (Forbidden): error when creating \"{}\": admission webhook \"validate-meshidentity.kuma-identity-webhook.kuma.io\" denied the request: resource type MeshIdentity can be created only in the system namespace:kuma-system; spec.spiffeID.trustDomain: couldn't parse template: template: :1: non executable command in pipeline stage 2",
+            fixture("apply.yaml")
+        ),
+    );
+    // The Mesh update sees the identity the same run created, as a real apply would.
+    assert!(
+        stderr[2].starts_with("Error from server (Invalid): error when applying patch for"),
+        "{}",
+        stderr[2]
+    );
+    assert!(
+        stderr[2].contains(
+            "2 MeshIdentities of mesh \"default\" exist (kuma-system/identity, kuma-system/web)"
+        ),
+        "{}",
+        stderr[2]
+    );
+}
+
+#[test]
+fn check_exit_codes_and_json() {
+    let ok = cli(&["check", "-f", "-", "--cluster-state", &example_state()]);
+    assert_eq!(
+        ok.code, 0,
+        "empty input admits nothing and denies nothing: {}",
+        ok.stderr
+    );
+    let unreadable = cli(&["check", "-f", "/nonexistent.yaml"]);
+    assert_eq!(unreadable.code, 2);
+    assert!(
+        unreadable.stderr.contains("/nonexistent.yaml"),
+        "{}",
+        unreadable.stderr
+    );
+    let dir = tempdir();
+    std::fs::write(dir.join("bad.yaml"), "kind: [").unwrap();
+    assert_eq!(cli(&["check", "-f", dir.to_str().unwrap()]).code, 2);
+
+    let run = cli(&[
+        "check",
+        "-o",
+        "json",
+        "-f",
+        &fixture("apply.yaml"),
+        "--cluster-state",
+        &example_state(),
+        "--workload-labels",
+        "app.kubernetes.io/name",
+    ]);
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["allowed"], true);
+    assert_eq!(lines[1]["allowed"], false);
+    assert_eq!(lines[1]["status"]["code"], 403);
+    assert_eq!(lines[2]["operation"], "UPDATE");
+}
+
+#[test]
+fn inject_rewrites_pod_templates_and_reports_each_object() {
+    let run = cli(&["inject", "-o", "json", "-f", &fixture("workloads.yaml")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        "deployment/web injected\ncronjob/report skipped: disabled\n",
+    );
+    let list: Value = serde_json::from_str(&run.stdout).unwrap();
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let template = &items[0]["spec"]["template"]["spec"];
+    assert_eq!(template["volumes"][0]["csi"]["driver"], "csi.spiffe.io");
+    assert_eq!(
+        template["containers"][0]["env"][0]["value"],
+        "unix:///run/spire/sockets/socket"
+    );
+    assert_eq!(
+        items[2]["data"]["level"], "debug",
+        "other objects pass through"
+    );
+
+    let everywhere = cli(&[
+        "inject",
+        "--spire-enabled",
+        "-f",
+        &fixture("workloads.yaml"),
+    ]);
+    assert_eq!(
+        everywhere.stderr,
+        "deployment/web injected\ncronjob/report injected\n"
+    );
+    let docs: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&everywhere.stdout)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(
+        docs[1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["volumes"][0]["name"],
+        "kuma-spire-agent-socket"
+    );
+}
+
+/// Every injection golden fixture through the offline command: same patched pod, same verdict.
+#[test]
+fn inject_matches_the_golden_fixtures() {
+    let dir = tempdir();
+    for (path, fixture) in inject_fixture::load_all() {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let input = dir.join(&name);
+        std::fs::write(&input, serde_json::to_string(&fixture.pod).unwrap()).unwrap();
+        let config = fixture.config.build();
+        let enabled = config.enabled_by_default.to_string();
+        let run = cli(&[
+            "inject",
+            "-o",
+            "json",
+            "-f",
+            input.to_str().unwrap(),
+            "--spire-enabled",
+            &enabled,
+            "--spire-mount-path",
+            &config.mount_path,
+            "--spire-socket-file-name",
+            &config.socket_file_name,
+        ]);
+        assert_eq!(
+            run.code,
+            if fixture.expect.allowed { 0 } else { 1 },
+            "{name}: {}",
+            run.stderr
+        );
+        let output: Value = serde_json::from_str(&run.stdout).unwrap();
+        let want = fixture.expect.patched.as_ref().unwrap_or(&fixture.pod);
+        assert_eq!(&output, want, "{name}");
+    }
+}
+
+#[test]
+fn explain_tells_why_the_winner_won() {
+    let dir = tempdir();
+    let state = dir.join("state.yaml");
+    let extra = "---\napiVersion: kuma.io/v1alpha1\nkind: MeshIdentity\nmetadata: {name: a, namespace: kuma-system}\nspec: {selector: {dataplane: {matchLabels: {app: web}}}, spiffeID: {path: '/w/{{ .Workload }}'}}\n---\napiVersion: kuma.io/v1alpha1\nkind: MeshIdentity\nmetadata: {name: a-b, namespace: kuma-system}\nspec: {selector: {dataplane: {matchLabels: {app: web}}}}\n";
+    std::fs::write(
+        &state,
+        std::fs::read_to_string(example_state()).unwrap() + extra,
+    )
+    .unwrap();
+    let run = cli(&[
+        "explain",
+        "-f",
+        &fixture("workloads.yaml"),
+        "--cluster-state",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("pod shop/web\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("  winner:    kuma-system/a-b: tie on 1 matchLabels, won by the smaller name.namespace (\"a-b.kuma-system\" < \"a.kuma-system\")\n"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("  SPIFFE ID:    spiffe://default.default.mesh.local/ns/shop/sa/web\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("  SPIRE agent socket: injected into containers/web\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("configmap/settings: runs no pods, skipped"),
+        "{}",
+        run.stderr
+    );
+
+    let json = cli(&[
+        "explain",
+        "-o",
+        "json",
+        "-f",
+        &fixture("workloads.yaml"),
+        "--cluster-state",
+        &example_state(),
+    ]);
+    let first: Value = serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["winner"], "kuma-system/identity");
+    assert_eq!(
+        first["dataplane_labels"]["k8s.kuma.io/service-account"],
+        "web"
+    );
+}
+
+/// The flags `check` needs to decide with a fixture's settings.
+fn settings_flags(settings: &FixtureSettings) -> Vec<String> {
+    let mut flags = vec![
+        "--workload-labels".to_owned(),
+        settings.workload_labels.join(","),
+    ];
+    if let Some(enforcement) = &settings.enforcement {
+        flags.extend([
+            "--workload-label-enforcement".to_owned(),
+            enforcement.clone(),
+        ]);
+    }
+    if let Some(fallback) = &settings.workload_fallback {
+        flags.extend(["--workload-fallback".to_owned(), fallback.clone()]);
+    }
+    flags
+}
+
+/// Whether `check` sends the same review as the fixture: same operation (CREATE for new objects,
+/// UPDATE for existing ones), namespace and user.
+fn check_can_replay(case: &Case) -> bool {
+    let Some(object) = &case.request.object else {
+        return false;
+    };
+    let exists = case.snapshot().object(object).is_some();
+    let operation_matches = case.request.operation == if exists { "UPDATE" } else { "CREATE" };
+    let has_namespace = object.pointer("/metadata/namespace").is_some() || object["kind"] == "Mesh";
+    operation_matches && has_namespace && case.request.username.is_none()
+}
+
+fn write_state(case: &Case, path: &Path) {
+    let mut text = std::fs::read_to_string(example_state()).unwrap();
+    for object in &case.state {
+        text += "\n---\n";
+        text += &serde_yaml_ng::to_string(object).unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn check_and_the_https_server_give_the_same_verdicts() {
+    let dir = tempdir();
+    let mut compared = 0;
+    for file in ["meshidentity.yaml", "mesh.yaml", "pod.yaml"] {
+        let fixtures = load_fixtures(&format!("tests/fixtures/admission/{file}"));
+        for (index, case) in fixtures.cases.iter().enumerate() {
+            if !check_can_replay(case) {
+                continue;
+            }
+            let server = TestServer::start(Some(case.snapshot()), case.settings.settings()).await;
+            let uid = format!("same-{index}");
+            let body = serde_json::to_vec(&case.review(&uid)).unwrap();
+            let (_, https) = server
+                .post(&server.client(false), &fixtures.webhook, body)
+                .await;
+
+            let state = dir.join(format!("{file}-{index}-state.yaml"));
+            let manifest = dir.join(format!("{file}-{index}.yaml"));
+            write_state(case, &state);
+            std::fs::write(
+                &manifest,
+                serde_yaml_ng::to_string(case.request.object.as_ref().unwrap()).unwrap(),
+            )
+            .unwrap();
+            let mut args = vec![
+                "check".to_owned(),
+                "-o".to_owned(),
+                "json".to_owned(),
+                "-f".to_owned(),
+                manifest.display().to_string(),
+                "--cluster-state".to_owned(),
+                state.display().to_string(),
+            ];
+            args.extend(settings_flags(&case.settings));
+            let run = cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            let line: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+            let offline = &line["responses"].as_array().unwrap().last().unwrap()["response"];
+            let online = &https["response"];
+            for field in ["allowed", "status", "warnings", "auditAnnotations"] {
+                assert_eq!(
+                    offline.get(field),
+                    online.get(field),
+                    "{file}: {}: {field}",
+                    case.name
+                );
+            }
+            assert_eq!(
+                run.code,
+                if online["allowed"] == true { 0 } else { 1 },
+                "{}",
+                case.name
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 40, "only {compared} cases compared");
+}

@@ -1,0 +1,409 @@
+//! Shared test support: an in-process server on a loopback port with fresh certificates, clients
+//! that verify the chain and the DNS name, and the admission fixture format.
+#![allow(dead_code)]
+
+pub mod inject_fixture;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use kuma_identity_webhook::certs;
+use kuma_identity_webhook::config::{Enforcement, Settings, WorkloadFallback};
+use kuma_identity_webhook::metrics::Metrics;
+use kuma_identity_webhook::server::{self, routes};
+use kuma_identity_webhook::state::{Snapshot, StateHandle};
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The example cluster state shipped for the quickstart; the base of every fixture.
+pub fn example_state() -> Snapshot {
+    Snapshot::load(&repo_path("deploy/examples/cluster-state.yaml")).unwrap()
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub ca_pem: String,
+    pub state: Arc<StateHandle>,
+    pub metrics: Arc<Metrics>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TestServer {
+    /// Starts the real TLS server on 127.0.0.1 with a fresh CA; `state` may be `None` to test
+    /// the not-ready path.
+    pub async fn start(state: Option<Snapshot>, settings: Settings) -> Self {
+        let pair = certs::generate(&certs::serving_names(
+            "kuma-identity-webhook",
+            "kuma-system",
+        ))
+        .unwrap();
+        let dir = tempdir();
+        std::fs::write(dir.join("tls.crt"), &pair.cert_pem).unwrap();
+        std::fs::write(dir.join("tls.key"), &pair.key_pem).unwrap();
+        let tls =
+            server::tls::load_server_config(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap();
+        let handle = Arc::new(StateHandle::default());
+        if let Some(state) = state {
+            handle.set(Arc::new(state));
+        }
+        let metrics = Arc::new(Metrics::new());
+        let app = routes::App {
+            state: handle.clone(),
+            settings: Arc::new(settings),
+            metrics: metrics.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(server::serve_tls(
+            listener,
+            tls,
+            routes::admission_router(app),
+        ));
+        Self {
+            addr,
+            ca_pem: pair.ca_cert_pem,
+            state: handle,
+            metrics,
+            task,
+        }
+    }
+
+    /// A client that trusts only this server's CA and checks the name `localhost`.
+    pub fn client(&self, http2: bool) -> reqwest::Client {
+        let ca = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap();
+        let builder = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .resolve("localhost", self.addr)
+            .use_rustls_tls();
+        let builder = if http2 {
+            builder.http2_prior_knowledge()
+        } else {
+            builder.http1_only()
+        };
+        builder.build().unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    /// POSTs an AdmissionReview and returns the HTTP status and JSON body.
+    pub async fn post(&self, client: &reqwest::Client, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = client
+            .post(self.url(&format!("{path}?timeout=10s")))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+}
+
+pub fn tempdir() -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "kiw-test-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// ---- fixtures -------------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct FixtureFile {
+    pub webhook: String,
+    pub cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+pub struct Case {
+    pub name: String,
+    #[serde(default)]
+    pub settings: FixtureSettings,
+    /// Objects added to the example cluster state for this case.
+    #[serde(default)]
+    pub state: Vec<Value>,
+    pub request: FixtureRequest,
+    pub expect: Expect,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureSettings {
+    #[serde(default)]
+    pub workload_labels: Vec<String>,
+    pub enforcement: Option<String>,
+    pub workload_fallback: Option<String>,
+    pub spire_enabled: Option<bool>,
+}
+
+impl FixtureSettings {
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings {
+            workload_labels: self.workload_labels.clone(),
+            ..Settings::default()
+        };
+        if self.enforcement.as_deref() == Some("warn") {
+            settings.enforcement = Enforcement::Warn;
+        }
+        if self.workload_fallback.as_deref() == Some("service-account") {
+            settings.workload_fallback = WorkloadFallback::ServiceAccount;
+        }
+        if let Some(enabled) = self.spire_enabled {
+            settings.inject.enabled_by_default = enabled;
+        }
+        settings
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FixtureRequest {
+    pub operation: String,
+    pub namespace: Option<String>,
+    pub username: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    pub object: Option<Value>,
+    pub old_object: Option<Value>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn all(&self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s.clone()],
+            Self::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub allowed: bool,
+    pub code: Option<u16>,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub message_contains: Option<OneOrMany>,
+    pub causes: Option<Vec<ExpectCause>>,
+    pub warnings: Option<Vec<String>>,
+    pub warnings_contain: Option<OneOrMany>,
+    /// Audit annotations that must be present with these values; `{}` means none at all.
+    pub audit: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectCause {
+    pub field: String,
+    pub message: Option<String>,
+    pub message_contains: Option<OneOrMany>,
+}
+
+pub fn load_fixtures(relative: &str) -> FixtureFile {
+    let text = std::fs::read_to_string(repo_path(relative)).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap()
+}
+
+impl Case {
+    /// The case's cluster: the example state plus its own objects.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snapshot = example_state();
+        for object in &self.state {
+            snapshot.add_object(object.clone()).unwrap();
+        }
+        snapshot
+    }
+
+    /// A full AdmissionReview v1 as kube-apiserver sends it.
+    pub fn review(&self, uid: &str) -> Value {
+        let object = self
+            .request
+            .object
+            .as_ref()
+            .or(self.request.old_object.as_ref());
+        let kind = object
+            .and_then(|o| o["kind"].as_str())
+            .unwrap_or("MeshIdentity");
+        let (group, version, resource) = match kind {
+            "Pod" => ("", "v1", "pods"),
+            "Mesh" => ("kuma.io", "v1alpha1", "meshes"),
+            _ => ("kuma.io", "v1alpha1", "meshidentities"),
+        };
+        let name = object
+            .and_then(|o| o.pointer("/metadata/name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let namespace = self.request.namespace.clone().or_else(|| {
+            object
+                .and_then(|o| o.pointer("/metadata/namespace"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        let mut request = json!({
+            "uid": uid,
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource},
+            "requestKind": {"group": group, "version": version, "kind": kind},
+            "requestResource": {"group": group, "version": version, "resource": resource},
+            "name": name,
+            "operation": self.request.operation,
+            "userInfo": {
+                "username": self.request.username.clone().unwrap_or_else(|| "kubernetes-admin".to_owned()),
+                "groups": ["system:masters", "system:authenticated"]
+            },
+            "object": self.request.object,
+            "oldObject": self.request.old_object,
+            "dryRun": self.request.dry_run,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+        });
+        if let Some(namespace) = namespace {
+            request["namespace"] = json!(namespace);
+        }
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+    }
+}
+
+fn contains_all(haystack: &str, needles: &Option<OneOrMany>) -> Result<(), String> {
+    for needle in needles.iter().flat_map(OneOrMany::all) {
+        if !haystack.contains(&needle) {
+            return Err(format!("expected {haystack:?} to contain {needle:?}"));
+        }
+    }
+    Ok(())
+}
+
+impl Expect {
+    /// Checks an AdmissionReview response body; returns every mismatch.
+    pub fn check(&self, uid: &str, body: &Value) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut fail = |e: String| errors.push(e);
+        if body["apiVersion"] != "admission.k8s.io/v1" || body["kind"] != "AdmissionReview" {
+            fail(format!("envelope not echoed: {body}"));
+        }
+        let response = &body["response"];
+        if response["uid"] != uid {
+            fail(format!("uid not echoed: {}", response["uid"]));
+        }
+        if response["allowed"] != self.allowed {
+            fail(format!("allowed: want {}, got {}", self.allowed, response));
+        }
+        let status = &response["status"];
+        let message = status["message"].as_str().unwrap_or_default();
+        if let Some(code) = self.code {
+            if status["code"] != code {
+                fail(format!("code: want {code}, got {}", status["code"]));
+            }
+        }
+        if let Some(reason) = &self.reason {
+            if status["reason"] != reason.as_str() {
+                fail(format!("reason: want {reason}, got {}", status["reason"]));
+            }
+        }
+        if let Some(want) = &self.message {
+            if message != want {
+                fail(format!("message: want {want:?}, got {message:?}"));
+            }
+        }
+        if let Err(e) = contains_all(message, &self.message_contains) {
+            fail(e);
+        }
+        if let Some(causes) = &self.causes {
+            let got = status
+                .pointer("/details/causes")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if got.len() != causes.len() {
+                fail(format!(
+                    "causes: want {}, got {}: {got:?}",
+                    causes.len(),
+                    got.len()
+                ));
+            }
+            for want in causes {
+                let found = got.iter().any(|cause| {
+                    let msg = cause["message"].as_str().unwrap_or_default();
+                    cause["field"] == want.field.as_str()
+                        && cause["reason"] == "FieldValueInvalid"
+                        && want.message.as_ref().is_none_or(|m| m == msg)
+                        && contains_all(msg, &want.message_contains).is_ok()
+                });
+                if !found {
+                    fail(format!(
+                        "no cause at {} matching {:?}/{:?} in {got:?}",
+                        want.field,
+                        want.message,
+                        want.message_contains.as_ref().map(OneOrMany::all)
+                    ));
+                }
+            }
+        }
+        let warnings: Vec<String> = response["warnings"]
+            .as_array()
+            .map(|w| {
+                w.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(want) = &self.warnings {
+            if &warnings != want {
+                fail(format!("warnings: want {want:?}, got {warnings:?}"));
+            }
+        }
+        for needle in self.warnings_contain.iter().flat_map(OneOrMany::all) {
+            if !warnings.iter().any(|w| w.contains(&needle)) {
+                fail(format!("no warning contains {needle:?}: {warnings:?}"));
+            }
+        }
+        if let Some(audit) = &self.audit {
+            let got = response["auditAnnotations"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            if audit.is_empty() && !got.is_empty() {
+                fail(format!("audit annotations: want none, got {got:?}"));
+            }
+            for (key, value) in audit {
+                if got.get(key) != Some(value) {
+                    fail(format!(
+                        "audit annotation {key}: want {value}, got {:?}",
+                        got.get(key)
+                    ));
+                }
+            }
+        }
+        if warnings.iter().any(|w| w.chars().count() > 120) {
+            fail(format!("warning over 120 characters: {warnings:?}"));
+        }
+        errors
+    }
+}
