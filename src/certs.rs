@@ -9,6 +9,8 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 pub enum CertError {
     #[error("generating certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("the CA key does not belong to the CA certificate")]
+    KeyMismatch,
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -40,21 +42,55 @@ pub fn generate(names: &[String]) -> Result<GeneratedPair, CertError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params
         .distinguished_name
-        .push(DnType::CommonName, "kuma-identity-webhook dev CA");
+        .push(DnType::CommonName, "kuma-identity-webhook CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
+    sign_serving(names, &issuer, ca_cert.pem())
+}
 
+/// Generates a serving certificate for `names` signed by an existing CA (PEM certificate and
+/// key).
+pub fn generate_with_ca(
+    names: &[String],
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+) -> Result<GeneratedPair, CertError> {
+    let ca_key = KeyPair::from_pem(ca_key_pem)?;
+    if ca_public_key(ca_cert_pem).as_deref() != Some(ca_key.public_key_raw()) {
+        return Err(CertError::KeyMismatch);
+    }
+    let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, ca_key)?;
+    sign_serving(names, &issuer, ca_cert_pem.to_owned())
+}
+
+/// The raw public key of a PEM certificate (the contents of its subjectPublicKey bit string).
+fn ca_public_key(cert_pem: &str) -> Option<Vec<u8>> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some(cert.public_key().subject_public_key.data.to_vec())
+}
+
+fn sign_serving(
+    names: &[String],
+    issuer: &Issuer<'_, KeyPair>,
+    ca_cert_pem: String,
+) -> Result<GeneratedPair, CertError> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(names.to_vec())?;
     params.distinguished_name.push(
         DnType::CommonName,
         names.first().map_or("localhost", String::as_str),
     );
-    let cert = params.signed_by(&key, &issuer)?;
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, issuer)?;
     Ok(GeneratedPair {
-        ca_cert_pem: ca_cert.pem(),
+        ca_cert_pem,
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })

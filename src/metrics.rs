@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -36,6 +37,9 @@ pub struct Metrics {
     pub latency: Family<PathLabels, Histogram>,
     pub pod_denials: Family<ReasonLabels, Counter>,
     pub injections: Family<InjectionLabels, Counter>,
+    pub tls_expiry: Gauge,
+    pub tls_reloads: Counter,
+    pub tls_reload_errors: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,12 +85,33 @@ impl Metrics {
             "SPIRE agent socket injection decisions by outcome and reason",
             injections.clone(),
         );
+        let tls_expiry = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the serving certificate in use expires (Unix seconds)",
+            tls_expiry.clone(),
+        );
+        let tls_reloads = Counter::default();
+        registry.register(
+            "tls_certificate_reloads",
+            "Serving certificate pairs loaded after start-up",
+            tls_reloads.clone(),
+        );
+        let tls_reload_errors = Counter::default();
+        registry.register(
+            "tls_certificate_reload_errors",
+            "Changed certificate files that did not load (the last good pair stays in use)",
+            tls_reload_errors.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             pod_denials,
             injections,
+            tls_expiry,
+            tls_reloads,
+            tls_reload_errors,
         }
     }
 

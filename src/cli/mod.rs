@@ -1,5 +1,6 @@
 //! Command-line interface: flags (each with an environment twin) and subcommands.
 
+mod certs;
 mod check;
 mod explain;
 mod inject;
@@ -35,6 +36,8 @@ enum Command {
     Inject(inject::InjectArgs),
     /// Explain which MeshIdentity a pod gets, its SPIFFE ID, and the socket decision.
     Explain(explain::ExplainArgs),
+    /// Generate a CA and serving certificate, a Secret, and the caBundle.
+    Certs(certs::CertsArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -144,5 +147,6 @@ pub fn run() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Inject(args) => inject::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Certs(args) => certs::run(args),
     }
 }

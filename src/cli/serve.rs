@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use kuma_identity_webhook::certs;
 use kuma_identity_webhook::metrics::Metrics;
+use kuma_identity_webhook::server::reload::CertStore;
 use kuma_identity_webhook::server::{self, routes, tls};
 use kuma_identity_webhook::state::{Snapshot, StateHandle};
 
@@ -81,7 +82,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(ca = %ca.display(), "generated a development CA and serving certificate; trust the CA to call the server");
         }
     }
-    let tls_config = tls::load_server_config(&args.tls_cert, &args.tls_key)?;
+    let cert_store = Arc::new(CertStore::load(&args.tls_cert, &args.tls_key)?);
+    let tls_config = tls::server_config(cert_store.clone())?;
     let state = Arc::new(StateHandle::default());
     let app = routes::App {
         state: state.clone(),
@@ -106,6 +108,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     state.set(Arc::new(snapshot));
 
+    tokio::spawn(cert_store.watch(app.metrics.clone()));
     let admission = server::serve_tls(listener, tls_config, routes::admission_router(app.clone()));
     let admin = server::serve_admin(admin, routes::admin_router(app));
     tokio::select! {

@@ -1,6 +1,7 @@
 //! The HTTPS admission listener and the plain-HTTP admin listener.
 
 pub mod deadline;
+pub mod reload;
 pub mod routes;
 pub mod tls;
 

@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
+
+use super::reload::CertStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -27,31 +27,21 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Loads a PEM certificate chain and private key into a server configuration that speaks
-/// TLS 1.2 and 1.3 only.
+/// A server configuration that speaks TLS 1.2 and 1.3 only and takes its certificate from
+/// `store` on every handshake, so rotated certificates apply to new connections.
+pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_cert_resolver(store);
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// Loads a PEM certificate chain and key into a server configuration (no rotation).
 pub fn load_server_config(
     cert_path: &Path,
     key_path: &Path,
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .and_then(|iter| iter.collect::<Result<_, _>>())
-        .map_err(|e| TlsError::Certificate {
-            path: cert_path.display().to_string(),
-            message: e.to_string(),
-        })?;
-    if chain.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: cert_path.display().to_string(),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| TlsError::Key {
-        path: key_path.display().to_string(),
-        message: e.to_string(),
-    })?;
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?;
-    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
+    server_config(Arc::new(CertStore::load(cert_path, key_path)?))
 }

@@ -1,0 +1,175 @@
+//! Serving-certificate rotation without a restart: rewritten in place, swapped by a kubelet-style
+//! `..data` symlink flip, and a half-written pair that must be ignored. A client keeps making
+//! requests on fresh connections the whole time and none may fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+use kuma_identity_webhook::certs::{self, GeneratedPair};
+use kuma_identity_webhook::config::Settings;
+use kuma_identity_webhook::metrics::Metrics;
+use kuma_identity_webhook::server::reload::CertStore;
+use kuma_identity_webhook::server::{self, routes, tls};
+use kuma_identity_webhook::state::StateHandle;
+use support::tempdir;
+
+fn pair() -> GeneratedPair {
+    certs::generate(&certs::serving_names(
+        "kuma-identity-webhook",
+        "kuma-system",
+    ))
+    .unwrap()
+}
+
+fn leaf_der(pem: &str) -> Vec<u8> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+/// The leaf certificate a fresh TLS connection is served.
+async fn presented(addr: std::net::SocketAddr, roots: &rustls::RootCertStore) -> Vec<u8> {
+    let config = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = connector
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+async fn wait_for(
+    addr: std::net::SocketAddr,
+    roots: &rustls::RootCertStore,
+    want: &[u8],
+    what: &str,
+) -> Duration {
+    let started = Instant::now();
+    while presented(addr, roots).await != want {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: new certificate not served within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed()
+}
+
+fn write_pair(dir: &Path, pair: &GeneratedPair) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("tls.crt"), &pair.cert_pem).unwrap();
+    std::fs::write(dir.join("tls.key"), &pair.key_pem).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_in_place_by_symlink_flip_and_half_written() {
+    let pairs: Vec<GeneratedPair> = (0..4).map(|_| pair()).collect();
+    let mut roots = rustls::RootCertStore::empty();
+    for p in &pairs {
+        roots
+            .add(CertificateDer::from_pem_slice(p.ca_cert_pem.as_bytes()).unwrap())
+            .unwrap();
+    }
+
+    // The kubelet's layout: files are links through `..data` to a timestamped directory.
+    let volume = tempdir();
+    write_pair(&volume.join("..2026_11_22_1"), &pairs[0]);
+    std::os::unix::fs::symlink("..2026_11_22_1", volume.join("..data")).unwrap();
+    for file in ["tls.crt", "tls.key"] {
+        std::os::unix::fs::symlink(format!("..data/{file}"), volume.join(file)).unwrap();
+    }
+
+    let store =
+        Arc::new(CertStore::load(&volume.join("tls.crt"), &volume.join("tls.key")).unwrap());
+    let metrics = Arc::new(Metrics::new());
+    let app = routes::App {
+        state: Arc::new(StateHandle::default()),
+        settings: Arc::new(Settings::default()),
+        metrics: metrics.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(server::serve_tls(
+        listener,
+        tls::server_config(store.clone()).unwrap(),
+        routes::admission_router(app),
+    ));
+    let watcher = tokio::spawn(store.clone().watch(metrics.clone()));
+    assert_eq!(presented(addr, &roots).await, leaf_der(&pairs[0].cert_pem));
+
+    // A client that keeps requesting on fresh connections throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .resolve("localhost", addr)
+        .pool_max_idle_per_host(0)
+        .use_rustls_tls();
+    for p in &pairs {
+        client = client.add_root_certificate(
+            reqwest::Certificate::from_pem(p.ca_cert_pem.as_bytes()).unwrap(),
+        );
+    }
+    let client = client.build().unwrap();
+    let load = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let url = format!("https://localhost:{}/healthz", addr.port());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+
+    // 1. Rewritten in place (the two files are written one after the other).
+    write_pair(&volume.join("..2026_11_22_1"), &pairs[1]);
+    let in_place = wait_for(addr, &roots, &leaf_der(&pairs[1].cert_pem), "in place").await;
+
+    // 2. The symlink flip: a new directory, then `..data` renamed over atomically.
+    write_pair(&volume.join("..2026_11_22_2"), &pairs[2]);
+    std::os::unix::fs::symlink("..2026_11_22_2", volume.join("..data_tmp")).unwrap();
+    std::fs::rename(volume.join("..data_tmp"), volume.join("..data")).unwrap();
+    let flipped = wait_for(addr, &roots, &leaf_der(&pairs[2].cert_pem), "symlink flip").await;
+
+    // 3. A certificate without its key: ignored, the last good pair keeps being served.
+    std::fs::write(volume.join("..2026_11_22_2/tls.crt"), &pairs[3].cert_pem).unwrap();
+    tokio::time::sleep(server::reload::POLL_INTERVAL * 3).await;
+    assert_eq!(presented(addr, &roots).await, leaf_der(&pairs[2].cert_pem));
+    assert!(metrics.tls_reload_errors.get() >= 1);
+
+    stop.store(true, Ordering::Relaxed);
+    load.await.unwrap();
+    watcher.abort();
+    server.abort();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during rotation"
+    );
+    assert!(ok.load(Ordering::Relaxed) > 10);
+    assert!(metrics.tls_reloads.get() >= 2);
+    assert!(metrics
+        .encode()
+        .contains("kuma_identity_webhook_tls_certificate_expiry_timestamp_seconds "));
+    eprintln!("rotation seen after {in_place:?} (in place) and {flipped:?} (symlink flip)");
+    std::fs::remove_dir_all(volume).unwrap();
+}
