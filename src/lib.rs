@@ -13,6 +13,7 @@ pub mod duration;
 pub mod explain;
 pub mod gotemplate;
 pub mod inject;
+pub mod live;
 pub mod manifest;
 pub mod metrics;
 pub mod mutate;

@@ -40,6 +40,16 @@ pub struct Metrics {
     pub tls_expiry: Gauge,
     pub tls_reloads: Counter,
     pub tls_reload_errors: Counter,
+    pub store_objects: Family<ResourceLabels, Gauge>,
+    pub sync_age: Family<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub watch_restarts: Family<ResourceLabels, Counter>,
+    pub snapshots_published: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabels {
+    /// One of the four watched resources' plural names.
+    pub resource: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -103,6 +113,30 @@ impl Metrics {
             "Changed certificate files that did not load (the last good pair stays in use)",
             tls_reload_errors.clone(),
         );
+        let store_objects = Family::<ResourceLabels, Gauge>::default();
+        registry.register(
+            "store_objects",
+            "Objects held per watched resource",
+            store_objects.clone(),
+        );
+        let sync_age = Family::<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "store_last_sync_age_seconds",
+            "Seconds since each watch last received data successfully",
+            sync_age.clone(),
+        );
+        let watch_restarts = Family::<ResourceLabels, Counter>::default();
+        registry.register(
+            "watch_restarts",
+            "Watch errors after which the watch backed off and resumed",
+            watch_restarts.clone(),
+        );
+        let snapshots_published = Counter::default();
+        registry.register(
+            "snapshots_published",
+            "Cluster state snapshots published to the decision layer",
+            snapshots_published.clone(),
+        );
         Self {
             registry,
             requests,
@@ -112,6 +146,10 @@ impl Metrics {
             tls_expiry,
             tls_reloads,
             tls_reload_errors,
+            store_objects,
+            sync_age,
+            watch_restarts,
+            snapshots_published,
         }
     }
 
@@ -134,6 +172,24 @@ impl Metrics {
         self.injections
             .get_or_create(&InjectionLabels { outcome, reason })
             .inc();
+    }
+
+    pub fn watch_restart(&self, resource: &'static str) {
+        self.watch_restarts
+            .get_or_create(&ResourceLabels { resource })
+            .inc();
+    }
+
+    pub fn set_store_objects(&self, resource: &'static str, count: usize) {
+        self.store_objects
+            .get_or_create(&ResourceLabels { resource })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_sync_age(&self, resource: &'static str, seconds: f64) {
+        self.sync_age
+            .get_or_create(&ResourceLabels { resource })
+            .set(seconds);
     }
 
     /// The Prometheus text exposition.

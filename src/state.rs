@@ -279,6 +279,8 @@ impl ClusterView for Snapshot {
 #[derive(Default)]
 pub struct StateHandle {
     current: std::sync::RwLock<Option<Arc<dyn ClusterView>>>,
+    /// Set while the source of the state is known to be stale (a watch failing too long).
+    unready: std::sync::RwLock<Option<String>>,
 }
 
 impl StateHandle {
@@ -291,5 +293,23 @@ impl StateHandle {
     /// `None` until the first state is loaded: callers must not guess before that.
     pub fn get(&self) -> Option<Arc<dyn ClusterView>> {
         self.current.read().ok().and_then(|guard| guard.clone())
+    }
+
+    /// Marks the state stale (`Some(reason)`) or current again (`None`).
+    pub fn set_unready_reason(&self, reason: Option<String>) {
+        if let Ok(mut guard) = self.unready.write() {
+            *guard = reason;
+        }
+    }
+
+    /// `Ok` when a state is loaded and not known to be stale, else why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.get().is_none() {
+            return Err("cluster state not loaded".to_owned());
+        }
+        match self.unready.read().ok().and_then(|guard| guard.clone()) {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
     }
 }

@@ -141,6 +141,9 @@ pub fn init_logging(format: LogFormat) {
 }
 
 pub fn run() -> ExitCode {
+    // One crypto provider for every TLS user in the process (the server and the Kubernetes
+    // client), chosen explicitly rather than by whichever dependency asks first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),

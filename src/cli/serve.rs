@@ -10,6 +10,7 @@ use clap::Args;
 use tokio::net::TcpListener;
 
 use kuma_identity_webhook::certs;
+use kuma_identity_webhook::live;
 use kuma_identity_webhook::metrics::Metrics;
 use kuma_identity_webhook::server::reload::CertStore;
 use kuma_identity_webhook::server::{self, routes, tls};
@@ -44,9 +45,16 @@ pub struct ServeArgs {
     /// Namespace the dev certificate is issued for.
     #[arg(long, env = "KIW_SERVICE_NAMESPACE", default_value = "kuma-system")]
     service_namespace: String,
-    /// YAML file of Mesh, MeshIdentity, Namespace and Pod objects to decide against.
+    /// YAML file of Mesh, MeshIdentity, Namespace and Pod objects to decide against; without
+    /// it, the state comes from the Kubernetes API (in-cluster config, else KUBECONFIG).
     #[arg(long, env = "KIW_CLUSTER_STATE")]
-    cluster_state: PathBuf,
+    cluster_state: Option<PathBuf>,
+    /// Watch pods in these namespaces only (comma-separated); all namespaces by default.
+    #[arg(long, env = "KIW_WATCH_NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
+    /// Turn unready when a watch has been failing for longer than this many seconds.
+    #[arg(long, env = "KIW_STALENESS_SECONDS", default_value_t = 120)]
+    staleness_seconds: u64,
     /// Log format.
     #[arg(long, env = "KIW_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -98,15 +106,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.admin_listen))?;
     tracing::info!(listen = %listener.local_addr()?, admin = %admin.local_addr()?, "serving");
 
-    let snapshot = Snapshot::load(&args.cluster_state)?;
-    tracing::info!(
-        file = %args.cluster_state.display(),
-        meshes = snapshot.mesh_count(),
-        mesh_identities = snapshot.identity_count(),
-        pods = snapshot.pod_count(),
-        "cluster state loaded"
-    );
-    state.set(Arc::new(snapshot));
+    match &args.cluster_state {
+        Some(path) => {
+            let snapshot = Snapshot::load(path)?;
+            tracing::info!(
+                file = %path.display(),
+                meshes = snapshot.mesh_count(),
+                mesh_identities = snapshot.identity_count(),
+                pods = snapshot.pod_count(),
+                "cluster state loaded"
+            );
+            state.set(Arc::new(snapshot));
+        }
+        None => {
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API (no --cluster-state given)")?;
+            let config = live::WatchConfig {
+                system_namespace: app.settings.system_namespace.clone(),
+                pod_namespaces: args.watch_namespaces.clone(),
+                staleness_bound: std::time::Duration::from_secs(args.staleness_seconds),
+            };
+            live::start(client, config, state.clone(), app.metrics.clone());
+            tracing::info!("watching the Kubernetes API; ready once every resource is listed");
+        }
+    }
 
     tokio::spawn(cert_store.watch(app.metrics.clone()));
     let admission = server::serve_tls(listener, tls_config, routes::admission_router(app.clone()));
