@@ -110,10 +110,11 @@ struct Shared {
     changed: tokio::sync::Notify,
 }
 
-/// A reduced object, ready to store.
+/// A reduced object, ready to store. Meshes and identities are boxed: they are few, and large
+/// next to the pods that make up most events.
 enum Reduced {
-    Mesh(Mesh),
-    Identity(MeshIdentity),
+    Mesh(Box<Mesh>),
+    Identity(Box<MeshIdentity>),
     Namespace(NamespaceInfo),
     Pod(PodInfo),
 }
@@ -121,8 +122,10 @@ enum Reduced {
 fn reduce(resource: Resource, object: DynamicObject) -> Option<Reduced> {
     let value = serde_json::to_value(object).ok()?;
     Some(match resource {
-        Resource::Meshes => Reduced::Mesh(serde_json::from_value(value).ok()?),
-        Resource::MeshIdentities => Reduced::Identity(serde_json::from_value(value).ok()?),
+        Resource::Meshes => Reduced::Mesh(Box::new(serde_json::from_value(value).ok()?)),
+        Resource::MeshIdentities => {
+            Reduced::Identity(Box::new(serde_json::from_value(value).ok()?))
+        }
         Resource::Namespaces => Reduced::Namespace(NamespaceInfo {
             name: value.pointer("/metadata/name")?.as_str()?.to_owned(),
             labels: string_map_at(&value, "/metadata/labels"),
@@ -151,10 +154,10 @@ impl Objects {
     fn insert(&mut self, key: Key, reduced: Reduced) {
         match reduced {
             Reduced::Mesh(mesh) => {
-                self.meshes.insert(key.1, mesh);
+                self.meshes.insert(key.1, *mesh);
             }
             Reduced::Identity(identity) => {
-                self.identities.insert(key, identity);
+                self.identities.insert(key, *identity);
             }
             Reduced::Namespace(namespace) => {
                 self.namespaces.insert(key.1, namespace);
@@ -230,8 +233,17 @@ pub fn start(
             )));
         }
     }
-    tasks.push(tokio::spawn(publish(shared.clone(), state.clone(), metrics.clone())));
-    tasks.push(tokio::spawn(supervise(shared, state, metrics, config.staleness_bound)));
+    tasks.push(tokio::spawn(publish(
+        shared.clone(),
+        state.clone(),
+        metrics.clone(),
+    )));
+    tasks.push(tokio::spawn(supervise(
+        shared,
+        state,
+        metrics,
+        config.staleness_bound,
+    )));
     tasks
 }
 
@@ -369,14 +381,18 @@ async fn supervise(
         let mut stale = Vec::new();
         for (resource, h) in &health {
             metrics.set_sync_age(resource.plural(), h.last_success.elapsed().as_secs_f64());
-            if h.failing_since.is_some_and(|since| since.elapsed() > staleness_bound) {
+            if h.failing_since
+                .is_some_and(|since| since.elapsed() > staleness_bound)
+            {
                 stale.push(resource.plural());
             }
         }
         stale.sort_unstable();
-        state.set_unready_reason(
-            (!stale.is_empty())
-                .then(|| format!("watches failing for over {staleness_bound:?}: {}", stale.join(", "))),
-        );
+        state.set_unready_reason((!stale.is_empty()).then(|| {
+            format!(
+                "watches failing for over {staleness_bound:?}: {}",
+                stale.join(", ")
+            )
+        }));
     }
 }

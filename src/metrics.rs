@@ -119,7 +119,8 @@ impl Metrics {
             "Objects held per watched resource",
             store_objects.clone(),
         );
-        let sync_age = Family::<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let sync_age =
+            Family::<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         registry.register(
             "store_last_sync_age_seconds",
             "Seconds since each watch last received data successfully",
