@@ -152,7 +152,39 @@ impl MeshIdentity {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+// The CustomResource derive also yields `MeshIdentityResource`, which the CRD is generated from.
+/// Which dataplanes get which SPIFFE ID, and who issues it.
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    schemars::JsonSchema,
+    kube::CustomResource,
+)]
+#[kube(
+    group = "kuma.io",
+    version = "v1alpha1",
+    kind = "MeshIdentity",
+    root = "MeshIdentityResource",
+    namespaced,
+    shortname = "mid",
+    category = "kuma",
+    status = "MeshIdentityStatus",
+    printcolumn(name = "Provider", type_ = "string", json_path = ".spec.provider.type"),
+    printcolumn(
+        name = "TrustDomain",
+        type_ = "string",
+        json_path = ".spec.spiffeID.trustDomain"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase")]
 pub struct MeshIdentitySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,21 +195,43 @@ pub struct MeshIdentitySpec {
     pub provider: Option<Provider>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// Status the control plane reports on a MeshIdentity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct MeshIdentityStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<Vec<StatusCondition>>,
+}
+
+/// A standard Kubernetes condition.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Selector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataplane: Option<DataplaneSelector>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DataplaneSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub match_labels: Option<Labels>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SpiffeIdTemplates {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -186,7 +240,7 @@ pub struct SpiffeIdTemplates {
     pub path: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Provider {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
@@ -199,7 +253,7 @@ pub struct Provider {
     pub extension: Option<Extension>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Bundled {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,13 +268,13 @@ pub struct Bundled {
     pub certificate_parameters: Option<CertificateParameters>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Autogenerate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateAuthority {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,7 +283,7 @@ pub struct CertificateAuthority {
     pub private_key: Option<SecureDataSource>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CertificateParameters {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<String>,
@@ -237,38 +291,48 @@ pub struct CertificateParameters {
 
 /// Where a secret comes from. The member named by `type` must be present; the members' own
 /// contents are free-form here because only their presence is validated.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecureDataSource {
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
+    /// `type: File`: `{path}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::file_source")]
     pub file: Option<Value>,
+    /// `type: Secret`: `{kind: Secret, name}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::secret_ref")]
     pub secret_ref: Option<Value>,
+    /// `type: EnvVar`: `{name}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::env_var")]
     pub env_var: Option<Value>,
+    /// `type: InsecureInline`: `{value}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::inline_value")]
     pub insecure_inline: Option<Value>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Spire {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<SpireAgent>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SpireAgent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Extension {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Free-form configuration handed to the extension.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::free_form")]
     pub config: Option<Value>,
 }
 
@@ -331,4 +395,38 @@ pub fn string_map_at(value: &Value, pointer: &str) -> Labels {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Schemas for the fields kept as raw JSON, so the generated CRD stays structural (every node
+/// typed), as Kubernetes requires.
+mod schema {
+    use schemars::{json_schema, Schema, SchemaGenerator};
+
+    fn object_of_strings(properties: &[&str]) -> Schema {
+        let properties: serde_json::Map<String, serde_json::Value> = properties
+            .iter()
+            .map(|p| ((*p).to_owned(), serde_json::json!({"type": "string"})))
+            .collect();
+        json_schema!({"type": "object", "nullable": true, "properties": properties})
+    }
+
+    pub fn file_source(_: &mut SchemaGenerator) -> Schema {
+        object_of_strings(&["path"])
+    }
+
+    pub fn secret_ref(_: &mut SchemaGenerator) -> Schema {
+        object_of_strings(&["kind", "name"])
+    }
+
+    pub fn env_var(_: &mut SchemaGenerator) -> Schema {
+        object_of_strings(&["name"])
+    }
+
+    pub fn inline_value(_: &mut SchemaGenerator) -> Schema {
+        object_of_strings(&["value"])
+    }
+
+    pub fn free_form(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "object", "nullable": true, "x-kubernetes-preserve-unknown-fields": true})
+    }
 }

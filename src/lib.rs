@@ -8,6 +8,7 @@ pub mod admission;
 pub mod api;
 pub mod certs;
 pub mod config;
+pub mod crd;
 pub mod dataplane;
 pub mod duration;
 pub mod explain;

@@ -38,6 +38,8 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Generate a CA and serving certificate, a Secret, and the caBundle.
     Certs(certs::CertsArgs),
+    /// Print the MeshIdentity CRD and a minimal Mesh CRD, generated from the API types.
+    Crd,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -151,5 +153,15 @@ pub fn run() -> ExitCode {
         Command::Inject(args) => inject::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::Crd => match kuma_identity_webhook::crd::yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
