@@ -153,7 +153,9 @@ impl MeshIdentity {
 }
 
 // The CustomResource derive also yields `MeshIdentityResource`, which the CRD is generated from.
+// Each printer column repeats `type_`, which clippy's duplicated-attribute lint misreads.
 /// Which dataplanes get which SPIFFE ID, and who issues it.
+#[allow(clippy::duplicated_attributes)]
 #[derive(
     Debug,
     Clone,

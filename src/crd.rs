@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::MeshIdentityResource;
 
 /// The part of a Mesh's spec this product reads; everything else is preserved as written.
+#[allow(clippy::duplicated_attributes)] // each printer column repeats `type_`
 #[derive(
     Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema, kube::CustomResource,
 )]
