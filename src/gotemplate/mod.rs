@@ -1,96 +1,195 @@
-//! TEMPORARY STUB (replaced by the real parser).
+//! Go `text/template`, as upstream Kuma uses it for SPIFFE ID templates: a parser whose verdicts
+//! and messages are Go's (pinned by a differential test against Go itself,
+//! `tests/gotemplate_oracle.rs`), an executor for the data Kuma passes (a struct of strings and
+//! the `label` function), and static questions admission asks of a template.
+
+mod exec;
+mod funcs;
+mod lex;
+mod number;
+mod parse;
+mod quote;
+
 use std::collections::BTreeMap;
+
+use parse::{Arg, Node, Pipe, TreeSet};
+
+/// A parse failure; the text is Go's `err.Error()`, e.g.
+/// `template: :1: function "invalid" not defined`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ParseError(pub String);
+
+/// An execution failure, in Go's form:
+/// `template: :1:3: executing "" at <label "x">: error calling label: label x not found`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ExecError(pub String);
-#[derive(Debug, Clone)]
-enum Part {
-    Text(String),
-    Field(String),
-    Label(String),
-}
+
+/// A parsed template (the main one and any it defines).
 #[derive(Debug, Clone)]
 pub struct Template {
-    parts: Vec<Part>,
+    source: String,
+    trees: TreeSet,
 }
+
+/// What a template executes against: Go's `struct { A string; B string }` with these exported
+/// string fields, and `label` reading `labels`.
 pub struct Data<'a> {
     pub fields: &'a [(&'a str, &'a str)],
     pub labels: &'a BTreeMap<String, String>,
 }
-pub fn parse(src: &str, _funcs: &[&str]) -> Result<Template, ParseError> {
-    let mut parts = vec![];
-    let mut rest = src;
-    while let Some(i) = rest.find("{{") {
-        parts.push(Part::Text(rest[..i].to_string()));
-        let after = &rest[i + 2..];
-        let Some(j) = after.find("}}") else {
-            return Err(ParseError("template: :1: unclosed action".into()));
-        };
-        let a = after[..j].trim();
-        if let Some(f) = a.strip_prefix('.') {
-            parts.push(Part::Field(f.to_string()))
-        } else if let Some(l) = a.strip_prefix("label ") {
-            parts.push(Part::Label(l.trim().trim_matches('"').to_string()))
-        } else {
-            let name = a.split_whitespace().next().unwrap_or("");
-            return Err(ParseError(format!(
-                "template: :1: function \"{name}\" not defined"
-            )));
-        }
-        rest = &after[j + 2..];
-    }
-    parts.push(Part::Text(rest.to_string()));
-    Ok(Template { parts })
+
+/// Parses like `template.New("").Funcs(funcs).Parse(src)`; `funcs` names the user functions.
+pub fn parse(src: &str, funcs: &[&str]) -> Result<Template, ParseError> {
+    let trees = parse::parse(src, funcs).map_err(ParseError)?;
+    Ok(Template {
+        source: src.to_owned(),
+        trees,
+    })
 }
+
 impl Template {
     pub fn execute(&self, data: &Data) -> Result<String, ExecError> {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-            Part::Text(t) => out.push_str(t),
-            Part::Field(f) => match data.fields.iter().find(|(k, _)| k == f) { Some((_, v)) => out.push_str(v), None => return Err(ExecError(format!("template: :1:3: executing \"\" at <.{f}>: can't evaluate field {f}"))) },
-            Part::Label(l) => match data.labels.get(l) { Some(v) => out.push_str(v), None => return Err(ExecError(format!("template: :1:3: executing \"\" at <label \"{l}\">: error calling label: label {l} not found"))) },
-        }
-        }
-        Ok(out)
+        let view = exec::DataView {
+            fields: data.fields,
+            labels: data.labels,
+        };
+        exec::execute(&self.trees, &self.source, &view).map_err(ExecError)
     }
+
+    /// Field names read from the root data: `.X` where dot is still the root (top level, in
+    /// `if`/`else` and `range` else branches; not inside `with` or a `range` body, where dot
+    /// changes) and `$.X` anywhere, with the 1-based line. Templates called with
+    /// `{{template}}` are not followed.
     pub fn root_fields(&self) -> Vec<(String, usize)> {
-        self.parts
-            .iter()
-            .filter_map(|p| {
-                if let Part::Field(f) = p {
-                    Some((f.clone(), 1))
-                } else {
-                    None
+        let mut found = Vec::new();
+        if let Some(root) = self.trees.get("") {
+            let mut visit = |arg: &Arg, dot_is_root: bool| {
+                let name = match arg {
+                    Arg::Field(_, names) if dot_is_root => names.first(),
+                    Arg::Variable(_, names) if names.first().map(String::as_str) == Some("$") => {
+                        names.get(1)
+                    }
+                    _ => None,
+                };
+                if let Some(name) = name {
+                    found.push((name.clone(), self.line_of(arg.pos())));
                 }
-            })
-            .collect()
+            };
+            walk_nodes(root, true, &mut visit);
+        }
+        found
     }
+
+    /// Literal string arguments of every `label` call, in source order.
     pub fn label_keys(&self) -> Vec<String> {
-        self.parts
-            .iter()
-            .filter_map(|p| {
-                if let Part::Label(f) = p {
-                    Some(f.clone())
-                } else {
-                    None
+        let mut keys = Vec::new();
+        for tree in self.trees.values() {
+            walk_commands(tree, &mut |args: &[Arg]| {
+                if let [Arg::Identifier(_, name), Arg::String(_, key)] = args {
+                    if name == "label" {
+                        keys.push(key.clone());
+                    }
                 }
-            })
-            .collect()
+            });
+        }
+        keys
     }
+
+    /// Every text node of the main template (trim markers applied), in source order.
     pub fn literal_texts(&self) -> Vec<String> {
-        self.parts
-            .iter()
-            .filter_map(|p| {
-                if let Part::Text(f) = p {
-                    Some(f.clone())
-                } else {
-                    None
+        let mut texts = Vec::new();
+        if let Some(root) = self.trees.get("") {
+            collect_texts(root, &mut texts);
+        }
+        texts
+    }
+
+    fn line_of(&self, pos: usize) -> usize {
+        1 + self.source.get(..pos).unwrap_or("").matches('\n').count()
+    }
+}
+
+fn collect_texts(nodes: &[Node], texts: &mut Vec<String>) {
+    for node in nodes {
+        match node {
+            Node::Text(text) => texts.push(text.clone()),
+            Node::If(b) | Node::Range(b) | Node::With(b) => {
+                collect_texts(&b.list, texts);
+                if let Some(else_list) = &b.else_list {
+                    collect_texts(else_list, texts);
                 }
-            })
-            .collect()
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Visits every argument with whether dot is still the root data there.
+fn walk_nodes(nodes: &[Node], dot_is_root: bool, visit: &mut dyn FnMut(&Arg, bool)) {
+    for node in nodes {
+        match node {
+            Node::Action(pipe) => walk_pipe(pipe, dot_is_root, visit),
+            Node::If(b) => {
+                walk_pipe(&b.pipe, dot_is_root, visit);
+                walk_nodes(&b.list, dot_is_root, visit);
+                walk_nodes(b.else_list.as_deref().unwrap_or(&[]), dot_is_root, visit);
+            }
+            Node::With(b) | Node::Range(b) => {
+                walk_pipe(&b.pipe, dot_is_root, visit);
+                walk_nodes(&b.list, false, visit);
+                walk_nodes(b.else_list.as_deref().unwrap_or(&[]), dot_is_root, visit);
+            }
+            Node::Template {
+                pipe: Some(pipe), ..
+            } => walk_pipe(pipe, dot_is_root, visit),
+            _ => {}
+        }
+    }
+}
+
+fn walk_pipe(pipe: &Pipe, dot_is_root: bool, visit: &mut dyn FnMut(&Arg, bool)) {
+    for command in &pipe.cmds {
+        for arg in &command.args {
+            walk_arg(arg, dot_is_root, visit);
+        }
+    }
+}
+
+fn walk_arg(arg: &Arg, dot_is_root: bool, visit: &mut dyn FnMut(&Arg, bool)) {
+    visit(arg, dot_is_root);
+    match arg {
+        Arg::Pipe(pipe) => walk_pipe(pipe, dot_is_root, visit),
+        Arg::Chain(_, inner, _) => walk_arg(inner, dot_is_root, visit),
+        _ => {}
+    }
+}
+
+/// Visits the arguments of every command, everywhere in a tree.
+fn walk_commands(nodes: &[Node], visit: &mut dyn FnMut(&[Arg])) {
+    fn pipe_commands(pipe: &Pipe, visit: &mut dyn FnMut(&[Arg])) {
+        for command in &pipe.cmds {
+            visit(&command.args);
+            for arg in &command.args {
+                if let Arg::Pipe(inner) = arg {
+                    pipe_commands(inner, visit);
+                }
+            }
+        }
+    }
+    for node in nodes {
+        match node {
+            Node::Action(pipe) => pipe_commands(pipe, visit),
+            Node::If(b) | Node::Range(b) | Node::With(b) => {
+                pipe_commands(&b.pipe, visit);
+                walk_commands(&b.list, visit);
+                walk_commands(b.else_list.as_deref().unwrap_or(&[]), visit);
+            }
+            Node::Template {
+                pipe: Some(pipe), ..
+            } => pipe_commands(pipe, visit),
+            _ => {}
+        }
     }
 }

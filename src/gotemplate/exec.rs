@@ -1,0 +1,575 @@
+//! Executing a parsed template against a struct of string fields and the `label` function, with
+//! Go's semantics and error texts for what such data allows.
+//!
+//! Limits Go does not have protect admission from hostile templates: execution stops after
+//! [`MAX_STEPS`] evaluations, output beyond [`MAX_OUTPUT`] bytes, or nesting beyond
+//! [`MAX_DEPTH`] template calls.
+
+use std::collections::BTreeMap;
+
+use super::parse::{Arg, Branch, Command, Node, Pipe, TreeSet};
+use super::quote::go_quote;
+
+/// Evaluations allowed per execution: far beyond any SPIFFE ID template, small enough that a
+/// `{{range 1000000000}}` cannot stall a webhook.
+pub const MAX_STEPS: usize = 100_000;
+/// A SPIFFE ID is at most 2 048 bytes; anything far longer is a runaway template.
+pub const MAX_OUTPUT: usize = 64 * 1024;
+/// Template calls may nest this deep (Go allows 100 000, more than a webhook's stack does).
+pub const MAX_DEPTH: usize = 1_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Nil,
+    /// The root data.
+    Data,
+}
+
+impl Value {
+    pub fn type_name(&self, data: &DataView) -> String {
+        match self {
+            Value::Str(_) => "string".to_owned(),
+            Value::Bool(_) => "bool".to_owned(),
+            Value::Int(_) => "int".to_owned(),
+            Value::Float(_) => "float64".to_owned(),
+            Value::Nil => "<nil>".to_owned(),
+            Value::Data => data.type_name(),
+        }
+    }
+
+    pub fn truth(&self) -> bool {
+        match self {
+            Value::Str(s) => !s.is_empty(),
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::Nil => false,
+            Value::Data => true,
+        }
+    }
+
+    /// `fmt.Sprint` of one value.
+    pub fn print(&self, data: &DataView) -> String {
+        match self {
+            Value::Str(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => format_float(*f),
+            Value::Nil => "<nil>".to_owned(),
+            Value::Data => format!(
+                "{{{}}}",
+                data.fields
+                    .iter()
+                    .map(|(_, v)| *v)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        }
+    }
+}
+
+/// Go's `%v` for float64 (`strconv.FormatFloat(f, 'g', -1, 64)`).
+pub fn format_float(f: f64) -> String {
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    if f.is_nan() {
+        return "NaN".to_owned();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.to_owned();
+    }
+    let exponent = f.abs().log10().floor() as i32;
+    if (-4..21).contains(&exponent) {
+        format!("{f}")
+    } else {
+        let text = format!("{f:e}");
+        let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        format!(
+            "{mantissa}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    }
+}
+
+/// The data a template executes against.
+pub struct DataView<'a> {
+    pub fields: &'a [(&'a str, &'a str)],
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+impl DataView<'_> {
+    /// Go's `%T` of the anonymous struct: `struct { Mesh string; Zone string }`.
+    fn type_name(&self) -> String {
+        let fields: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(k, _)| format!("{k} string"))
+            .collect();
+        format!("struct {{ {} }}", fields.join("; "))
+    }
+}
+
+enum Flow {
+    Normal,
+    Break,
+    Continue,
+}
+
+struct State<'a, 'd> {
+    trees: &'a TreeSet,
+    source: &'a str,
+    name: String,
+    data: &'a DataView<'d>,
+    vars: Vec<(String, Value)>,
+    out: String,
+    steps: usize,
+    depth: usize,
+    /// Position and text of the node being evaluated, for messages.
+    at: (usize, String),
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+impl State<'_, '_> {
+    fn location(&self) -> String {
+        let pos = self.at.0.min(self.source.len());
+        let before = self.source.get(..pos).unwrap_or("");
+        let line = 1 + before.matches('\n').count();
+        let column = match before.rfind('\n') {
+            Some(newline) => pos - newline - 1,
+            None => pos,
+        };
+        format!(":{line}:{column}")
+    }
+
+    fn errorf<T>(&self, message: impl std::fmt::Display) -> Result<T> {
+        if self.at.1.is_empty() {
+            return Err(format!("template: {}: {message}", go_quote(&self.name)));
+        }
+        Err(format!(
+            "template: {}: executing {} at <{}>: {message}",
+            self.location(),
+            go_quote(&self.name),
+            self.at.1
+        ))
+    }
+
+    fn at(&mut self, pos: usize, text: String) {
+        self.at = (pos, text);
+    }
+
+    fn step(&mut self) -> Result<()> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return self.errorf(format!("execution stopped after {MAX_STEPS} steps"));
+        }
+        if self.out.len() > MAX_OUTPUT {
+            return self.errorf(format!("output longer than {MAX_OUTPUT} bytes"));
+        }
+        Ok(())
+    }
+
+    fn walk(&mut self, dot: &Value, nodes: &[Node]) -> Result<Flow> {
+        for node in nodes {
+            self.step()?;
+            match node {
+                Node::Text(text) => self.out.push_str(text),
+                Node::Comment => {}
+                Node::Action(pipe) => {
+                    let value = self.eval_pipeline(dot, pipe)?;
+                    if pipe.decl.is_empty() {
+                        let text = value.print(self.data);
+                        self.out.push_str(&text);
+                    }
+                }
+                Node::If(branch) => {
+                    if let flow @ (Flow::Break | Flow::Continue) =
+                        self.walk_if_or_with(dot, branch, false)?
+                    {
+                        return Ok(flow);
+                    }
+                }
+                Node::With(branch) => {
+                    if let flow @ (Flow::Break | Flow::Continue) =
+                        self.walk_if_or_with(dot, branch, true)?
+                    {
+                        return Ok(flow);
+                    }
+                }
+                Node::Range(branch) => self.walk_range(dot, branch)?,
+                Node::Template { pos, name, pipe } => {
+                    self.walk_template(dot, *pos, name, pipe.as_ref())?
+                }
+                Node::Break => return Ok(Flow::Break),
+                Node::Continue => return Ok(Flow::Continue),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn walk_if_or_with(&mut self, dot: &Value, branch: &Branch, with: bool) -> Result<Flow> {
+        let mark = self.vars.len();
+        let value = self.eval_pipeline(dot, &branch.pipe)?;
+        let flow = if value.truth() {
+            let new_dot = if with { value } else { dot.clone() };
+            self.walk(&new_dot, &branch.list)?
+        } else if let Some(else_list) = &branch.else_list {
+            self.walk(dot, else_list)?
+        } else {
+            Flow::Normal
+        };
+        self.vars.truncate(mark);
+        Ok(flow)
+    }
+
+    fn walk_range(&mut self, dot: &Value, branch: &Branch) -> Result<()> {
+        let mark = self.vars.len();
+        let value = self.eval_pipeline(dot, &branch.pipe)?;
+        let count = match value {
+            Value::Int(n) => n,
+            Value::Nil => 0,
+            other => {
+                self.at(branch.pipe.pos, pipe_string(&branch.pipe));
+                return self.errorf(format!(
+                    "range can't iterate over {}",
+                    other.print(self.data)
+                ));
+            }
+        };
+        if count <= 0 {
+            if let Some(else_list) = &branch.else_list {
+                self.walk(dot, else_list)?;
+            }
+        }
+        for i in 0..count.max(0) {
+            self.step()?;
+            let element = Value::Int(i);
+            match branch.pipe.decl.as_slice() {
+                [one] => self.set_var(one, element.clone()),
+                [index, elem] => {
+                    self.set_var(index, Value::Int(i));
+                    self.set_var(elem, element.clone());
+                }
+                _ => {}
+            }
+            if let Flow::Break = self.walk(&element, &branch.list)? {
+                break;
+            }
+        }
+        self.vars.truncate(mark);
+        Ok(())
+    }
+
+    fn walk_template(
+        &mut self,
+        dot: &Value,
+        pos: usize,
+        name: &str,
+        pipe: Option<&Pipe>,
+    ) -> Result<()> {
+        let Some(tree) = self.trees.get(name) else {
+            self.at(pos, template_string(name, pipe));
+            return self.errorf(format!("no such template {}", go_quote(name)));
+        };
+        let new_dot = match pipe {
+            Some(pipe) => self.eval_pipeline(dot, pipe)?,
+            None => Value::Nil,
+        };
+        if self.depth >= MAX_DEPTH {
+            self.at(pos, template_string(name, pipe));
+            return self.errorf(format!("exceeded maximum template depth ({MAX_DEPTH})"));
+        }
+        let saved_vars = std::mem::replace(&mut self.vars, vec![("$".to_owned(), new_dot.clone())]);
+        let saved_name = std::mem::replace(&mut self.name, name.to_owned());
+        self.depth += 1;
+        let result = self.walk(&new_dot, tree);
+        self.depth -= 1;
+        self.name = saved_name;
+        self.vars = saved_vars;
+        result.map(|_| ())
+    }
+
+    fn set_var(&mut self, name: &str, value: Value) {
+        self.vars.push((name.to_owned(), value));
+    }
+
+    fn var(&mut self, name: &str) -> Result<Value> {
+        match self.vars.iter().rev().find(|(n, _)| n == name) {
+            Some((_, value)) => Ok(value.clone()),
+            None => self.errorf(format!("undefined variable: {name}")),
+        }
+    }
+
+    fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipe) -> Result<Value> {
+        let mut value: Option<Value> = None;
+        for command in &pipe.cmds {
+            let result = self.eval_command(dot, command, value.take())?;
+            value = Some(result);
+        }
+        let value = value.unwrap_or(Value::Nil);
+        for name in &pipe.decl {
+            if pipe.is_assign {
+                if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+                    slot.1 = value.clone();
+                }
+            } else {
+                self.set_var(name, value.clone());
+            }
+        }
+        Ok(value)
+    }
+
+    fn eval_command(
+        &mut self,
+        dot: &Value,
+        command: &Command,
+        last: Option<Value>,
+    ) -> Result<Value> {
+        self.step()?;
+        let Some(first) = command.args.first() else {
+            return Ok(Value::Nil);
+        };
+        match first {
+            Arg::Identifier(_, name) => self.call(dot, command, name, last),
+            Arg::Field(pos, names) => {
+                if command.args.len() > 1 || last.is_some() {
+                    self.at(*pos, arg_string(first));
+                    let field = names.last().map_or("", String::as_str);
+                    return self.errorf(format!(
+                        "{field} has arguments but cannot be invoked as function"
+                    ));
+                }
+                self.field_chain(*pos, first, names, dot)
+            }
+            _ => {
+                if command.args.len() > 1 || last.is_some() {
+                    self.at(first.pos(), arg_string(first));
+                    return self.errorf(format!(
+                        "can't give argument to non-function {}",
+                        arg_string(first)
+                    ));
+                }
+                self.eval_arg(dot, first)
+            }
+        }
+    }
+
+    /// Follows `.A.B` from `start`.
+    fn field_chain(
+        &mut self,
+        pos: usize,
+        node: &Arg,
+        names: &[String],
+        start: &Value,
+    ) -> Result<Value> {
+        let mut value = start.clone();
+        for name in names {
+            self.at(pos, arg_string(node));
+            value = match value {
+                Value::Data => match self.data.fields.iter().find(|(k, _)| k == name) {
+                    Some((_, v)) => Value::Str((*v).to_owned()),
+                    None => {
+                        return self.errorf(format!(
+                            "can't evaluate field {name} in type {}",
+                            Value::Data.type_name(self.data)
+                        ))
+                    }
+                },
+                Value::Nil => {
+                    return self.errorf(format!("nil pointer evaluating interface {{}}.{name}"))
+                }
+                other => {
+                    return self.errorf(format!(
+                        "can't evaluate field {name} in type {}",
+                        other.type_name(self.data)
+                    ))
+                }
+            };
+        }
+        Ok(value)
+    }
+
+    fn eval_arg(&mut self, dot: &Value, arg: &Arg) -> Result<Value> {
+        self.step()?;
+        match arg {
+            Arg::Dot(_) => Ok(dot.clone()),
+            Arg::Nil(_) => Ok(Value::Nil),
+            Arg::Bool(_, b) => Ok(Value::Bool(*b)),
+            Arg::String(_, s) => Ok(Value::Str(s.clone())),
+            Arg::Number(pos, n) => {
+                if n.is_complex {
+                    self.at(*pos, n.text.clone());
+                    return self.errorf("complex numbers are not supported here");
+                }
+                let float_text = n.text.contains(['.', 'e', 'E', 'p', 'P'])
+                    && !n.text.starts_with("0x")
+                    && !n.text.starts_with("0X")
+                    && !n.text.starts_with('\'');
+                match (n.int, n.float) {
+                    (Some(i), _) if !float_text => Ok(Value::Int(i)),
+                    (_, Some(f)) => Ok(Value::Float(f)),
+                    _ => {
+                        self.at(*pos, n.text.clone());
+                        self.errorf(format!("{} overflows int", n.text))
+                    }
+                }
+            }
+            Arg::Field(pos, names) => self.field_chain(*pos, arg, names, dot),
+            Arg::Variable(pos, names) => {
+                self.at(*pos, arg_string(arg));
+                let base = self.var(names.first().map_or("$", String::as_str))?;
+                self.field_chain(*pos, arg, names.get(1..).unwrap_or(&[]), &base)
+            }
+            Arg::Chain(pos, inner, names) => {
+                let base = self.eval_arg(dot, inner)?;
+                self.field_chain(*pos, arg, names, &base)
+            }
+            Arg::Pipe(pipe) => {
+                let mark = self.vars.len();
+                let value = self.eval_pipeline(dot, pipe);
+                self.vars.truncate(mark);
+                value
+            }
+            Arg::Identifier(pos, name) => {
+                let command = Command {
+                    pos: *pos,
+                    args: vec![arg.clone()],
+                };
+                self.call(dot, &command, name, None)
+            }
+        }
+    }
+
+    fn call(
+        &mut self,
+        dot: &Value,
+        command: &Command,
+        name: &str,
+        last: Option<Value>,
+    ) -> Result<Value> {
+        // `and` and `or` evaluate their arguments lazily and return the deciding one.
+        if name == "and" || name == "or" {
+            let args = command.args.get(1..).unwrap_or(&[]);
+            if args.is_empty() && last.is_none() {
+                self.at(command.pos, command_string(command));
+                return self.errorf(format!(
+                    "wrong number of args for {name}: want at least 1 got 0"
+                ));
+            }
+            let mut value = Value::Nil;
+            for arg in args {
+                value = self.eval_arg(dot, arg)?;
+                if value.truth() != (name == "and") {
+                    return Ok(value);
+                }
+            }
+            if let Some(last) = last {
+                value = last;
+            }
+            return Ok(value);
+        }
+        let mut argv = Vec::new();
+        for arg in command.args.iter().skip(1) {
+            argv.push(self.eval_arg(dot, arg)?);
+        }
+        if let Some(last) = last {
+            argv.push(last);
+        }
+        self.at(command.pos, command_string(command));
+        match super::funcs::call(name, &argv, self.data) {
+            Ok(value) => Ok(value),
+            Err(super::funcs::CallError::Args(message)) => self.errorf(message),
+            Err(super::funcs::CallError::Failed(message)) => {
+                self.errorf(format!("error calling {name}: {message}"))
+            }
+        }
+    }
+}
+
+/// Executes the main template.
+pub fn execute(trees: &TreeSet, source: &str, data: &DataView) -> Result<String> {
+    let mut state = State {
+        trees,
+        source,
+        name: String::new(),
+        data,
+        vars: vec![("$".to_owned(), Value::Data)],
+        out: String::new(),
+        steps: 0,
+        depth: 0,
+        at: (0, String::new()),
+    };
+    let Some(root) = trees.get("") else {
+        return state.errorf("\"\" is an incomplete or empty template");
+    };
+    state.walk(&Value::Data, root)?;
+    if state.out.len() > MAX_OUTPUT {
+        return state.errorf(format!("output longer than {MAX_OUTPUT} bytes"));
+    }
+    Ok(state.out)
+}
+
+/// Go's `String()` of nodes, for `at <...>` in messages.
+pub fn arg_string(arg: &Arg) -> String {
+    match arg {
+        Arg::Field(_, names) => names.iter().map(|n| format!(".{n}")).collect(),
+        Arg::Variable(_, names) => names.join("."),
+        Arg::Chain(_, inner, names) => {
+            let base = match inner.as_ref() {
+                Arg::Pipe(_) => arg_string(inner),
+                other => arg_string(other),
+            };
+            format!(
+                "{base}{}",
+                names.iter().map(|n| format!(".{n}")).collect::<String>()
+            )
+        }
+        Arg::Dot(_) => ".".to_owned(),
+        Arg::Nil(_) => "nil".to_owned(),
+        Arg::Bool(_, b) => b.to_string(),
+        Arg::Number(_, n) => n.text.clone(),
+        Arg::String(_, s) => go_quote(s),
+        Arg::Identifier(_, name) => name.clone(),
+        Arg::Pipe(pipe) => format!("({})", pipe_string(pipe)),
+    }
+}
+
+pub fn command_string(command: &Command) -> String {
+    command
+        .args
+        .iter()
+        .map(arg_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn pipe_string(pipe: &Pipe) -> String {
+    let mut text = String::new();
+    if !pipe.decl.is_empty() {
+        text.push_str(&pipe.decl.join(", "));
+        text.push_str(if pipe.is_assign { " = " } else { " := " });
+    }
+    text.push_str(
+        &pipe
+            .cmds
+            .iter()
+            .map(command_string)
+            .collect::<Vec<_>>()
+            .join(" | "),
+    );
+    text
+}
+
+fn template_string(name: &str, pipe: Option<&Pipe>) -> String {
+    match pipe {
+        Some(pipe) => format!("{{{{template {} {}}}}}", go_quote(name), pipe_string(pipe)),
+        None => format!("{{{{template {}}}}}", go_quote(name)),
+    }
+}
