@@ -23,7 +23,10 @@ pub enum Value {
     Str(String),
     Bool(bool),
     Int(i64),
+    /// A byte, as `index` returns from a string.
+    Uint8(u8),
     Float(f64),
+    Complex(f64, f64),
     Nil,
     /// The root data.
     Data,
@@ -35,7 +38,9 @@ impl Value {
             Value::Str(_) => "string".to_owned(),
             Value::Bool(_) => "bool".to_owned(),
             Value::Int(_) => "int".to_owned(),
+            Value::Uint8(_) => "uint8".to_owned(),
             Value::Float(_) => "float64".to_owned(),
+            Value::Complex(..) => "complex128".to_owned(),
             Value::Nil => "<nil>".to_owned(),
             Value::Data => data.type_name(),
         }
@@ -46,7 +51,9 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::Bool(b) => *b,
             Value::Int(i) => *i != 0,
+            Value::Uint8(u) => *u != 0,
             Value::Float(f) => *f != 0.0,
+            Value::Complex(re, im) => *re != 0.0 || *im != 0.0,
             Value::Nil => false,
             Value::Data => true,
         }
@@ -54,21 +61,7 @@ impl Value {
 
     /// `fmt.Sprint` of one value.
     pub fn print(&self, data: &DataView) -> String {
-        match self {
-            Value::Str(s) => s.clone(),
-            Value::Bool(b) => b.to_string(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => format_float(*f),
-            Value::Nil => "<nil>".to_owned(),
-            Value::Data => format!(
-                "{{{}}}",
-                data.fields
-                    .iter()
-                    .map(|(_, v)| *v)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        }
+        super::fmt::sprint_value(self, data)
     }
 }
 
@@ -185,7 +178,10 @@ impl State<'_, '_> {
                 Node::Action(pipe) => {
                     let value = self.eval_pipeline(dot, pipe)?;
                     if pipe.decl.is_empty() {
-                        let text = value.print(self.data);
+                        let text = match value {
+                            Value::Nil => "<no value>".to_owned(),
+                            other => other.print(self.data),
+                        };
                         self.out.push_str(&text);
                     }
                 }
@@ -233,10 +229,14 @@ impl State<'_, '_> {
         let mark = self.vars.len();
         let value = self.eval_pipeline(dot, &branch.pipe)?;
         let count = match value {
+            Value::Int(n) if branch.pipe.decl.len() > 1 => {
+                return self.errorf(format!(
+                    "can't use {n} to iterate over more than one variable"
+                ));
+            }
             Value::Int(n) => n,
             Value::Nil => 0,
             other => {
-                self.at(branch.pipe.pos, pipe_string(&branch.pipe));
                 return self.errorf(format!(
                     "range can't iterate over {}",
                     other.print(self.data)
@@ -251,15 +251,22 @@ impl State<'_, '_> {
         for i in 0..count.max(0) {
             self.step()?;
             let element = Value::Int(i);
-            match branch.pipe.decl.as_slice() {
-                [one] => self.set_var(one, element.clone()),
-                [index, elem] => {
-                    self.set_var(index, Value::Int(i));
-                    self.set_var(elem, element.clone());
+            // The pipeline pushed its variable with the ranged value; each iteration
+            // overwrites it with the element, as Go's `setTopVar` does.
+            if let Some(variable) = branch.pipe.decl.first() {
+                let slot = if branch.pipe.is_assign {
+                    self.vars.iter_mut().rev().find(|(n, _)| n == variable)
+                } else {
+                    self.vars.last_mut()
+                };
+                if let Some(slot) = slot {
+                    slot.1 = element.clone();
                 }
-                _ => {}
             }
-            if let Flow::Break = self.walk(&element, &branch.list)? {
+            let iteration = self.vars.len();
+            let flow = self.walk(&element, &branch.list)?;
+            self.vars.truncate(iteration);
+            if let Flow::Break = flow {
                 break;
             }
         }
@@ -276,7 +283,7 @@ impl State<'_, '_> {
     ) -> Result<()> {
         let Some(tree) = self.trees.get(name) else {
             self.at(pos, template_string(name, pipe));
-            return self.errorf(format!("no such template {}", go_quote(name)));
+            return self.errorf(format!("template {} not defined", go_quote(name)));
         };
         let new_dot = match pipe {
             Some(pipe) => self.eval_pipeline(dot, pipe)?,
@@ -308,6 +315,7 @@ impl State<'_, '_> {
     }
 
     fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipe) -> Result<Value> {
+        self.at(pipe.pos, pipe_string(pipe));
         let mut value: Option<Value> = None;
         for command in &pipe.cmds {
             let result = self.eval_command(dot, command, value.take())?;
@@ -316,14 +324,24 @@ impl State<'_, '_> {
         let value = value.unwrap_or(Value::Nil);
         for name in &pipe.decl {
             if pipe.is_assign {
-                if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
-                    slot.1 = value.clone();
+                match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = value.clone(),
+                    None => return self.errorf(format!("undefined variable: {name}")),
                 }
             } else {
                 self.set_var(name, value.clone());
             }
         }
         Ok(value)
+    }
+
+    /// Go's `notAFunction`: literals and plain values take no arguments.
+    fn not_a_function(&self, args: &[Arg], last: &Option<Value>) -> Result<()> {
+        if args.len() > 1 || last.is_some() {
+            let first = args.first().map(arg_string).unwrap_or_default();
+            return self.errorf(format!("can't give argument to non-function {first}"));
+        }
+        Ok(())
     }
 
     fn eval_command(
@@ -337,54 +355,100 @@ impl State<'_, '_> {
             return Ok(Value::Nil);
         };
         match first {
-            Arg::Identifier(_, name) => self.call(dot, command, name, last),
             Arg::Field(pos, names) => {
-                if command.args.len() > 1 || last.is_some() {
-                    self.at(*pos, arg_string(first));
-                    let field = names.last().map_or("", String::as_str);
-                    return self.errorf(format!(
-                        "{field} has arguments but cannot be invoked as function"
-                    ));
+                self.at(*pos, arg_string(first));
+                self.field_chain(dot.clone(), names, &command.args, &last)
+            }
+            Arg::Chain(pos, inner, names) => {
+                self.at(*pos, arg_string(first));
+                let base = self.eval_arg(dot, inner)?;
+                self.field_chain(base, names, &command.args, &last)
+            }
+            Arg::Identifier(pos, name) => {
+                self.at(*pos, name.clone());
+                self.call(dot, command, name, last)
+            }
+            Arg::Pipe(pipe) => {
+                self.not_a_function(&command.args, &last)?;
+                self.eval_pipeline(dot, pipe)
+            }
+            Arg::Variable(pos, names) => {
+                self.at(*pos, arg_string(first));
+                let value = self.var(names.first().map_or("$", String::as_str))?;
+                if names.len() == 1 {
+                    self.not_a_function(&command.args, &last)?;
+                    return Ok(value);
                 }
-                self.field_chain(*pos, first, names, dot)
+                self.field_chain(value, &names[1..], &command.args, &last)
             }
             _ => {
-                if command.args.len() > 1 || last.is_some() {
-                    self.at(first.pos(), arg_string(first));
-                    return self.errorf(format!(
-                        "can't give argument to non-function {}",
-                        arg_string(first)
-                    ));
+                self.at(first.pos(), arg_string(first));
+                self.not_a_function(&command.args, &last)?;
+                match first {
+                    Arg::Nil(_) => self.errorf("nil is not a command"),
+                    Arg::Dot(_) => Ok(dot.clone()),
+                    other => self.constant(other),
                 }
-                self.eval_arg(dot, first)
             }
         }
     }
 
-    /// Follows `.A.B` from `start`.
+    /// The value of a literal, as Go's `idealConstant` types it.
+    fn constant(&mut self, arg: &Arg) -> Result<Value> {
+        Ok(match arg {
+            Arg::Bool(_, b) => Value::Bool(*b),
+            Arg::String(_, s, _) => Value::Str(s.clone()),
+            Arg::Number(_, n) => {
+                if let Some((re, im)) = n.complex {
+                    return Ok(Value::Complex(re, im));
+                }
+                let hex_int = n.text.trim_start_matches(['+', '-']).starts_with("0x")
+                    && !n.text.contains(['p', 'P'])
+                    || n.text.trim_start_matches(['+', '-']).starts_with("0X")
+                        && !n.text.contains(['p', 'P']);
+                let is_rune = n.text.starts_with('\'');
+                let float_text = !hex_int && !is_rune && n.text.contains(['.', 'e', 'E', 'p', 'P']);
+                match (n.int, n.float) {
+                    (_, Some(f)) if float_text => Value::Float(f),
+                    (Some(i), _) => Value::Int(i),
+                    _ => return self.errorf(format!("{} overflows int", n.text)),
+                }
+            }
+            _ => Value::Nil,
+        })
+    }
+
+    /// Follows `.A.B` from `receiver`; only the last field may receive arguments (and, being a
+    /// field, refuses them).
     fn field_chain(
         &mut self,
-        pos: usize,
-        node: &Arg,
+        receiver: Value,
         names: &[String],
-        start: &Value,
+        args: &[Arg],
+        last: &Option<Value>,
     ) -> Result<Value> {
-        let mut value = start.clone();
-        for name in names {
-            self.at(pos, arg_string(node));
+        let mut value = receiver;
+        for (i, name) in names.iter().enumerate() {
+            let is_last = i + 1 == names.len();
             value = match value {
                 Value::Data => match self.data.fields.iter().find(|(k, _)| k == name) {
-                    Some((_, v)) => Value::Str((*v).to_owned()),
+                    Some((_, v)) => {
+                        if is_last && (args.len() > 1 || last.is_some()) {
+                            return self.errorf(format!(
+                                "{name} has arguments but cannot be invoked as function"
+                            ));
+                        }
+                        Value::Str((*v).to_owned())
+                    }
                     None => {
                         return self.errorf(format!(
                             "can't evaluate field {name} in type {}",
-                            Value::Data.type_name(self.data)
+                            self.data.type_name()
                         ))
                     }
                 },
-                Value::Nil => {
-                    return self.errorf(format!("nil pointer evaluating interface {{}}.{name}"))
-                }
+                // Go returns the zero value for fields of a missing value.
+                Value::Nil => Value::Nil,
                 other => {
                     return self.errorf(format!(
                         "can't evaluate field {name} in type {}",
@@ -396,40 +460,23 @@ impl State<'_, '_> {
         Ok(value)
     }
 
+    /// An argument to a function parameter of type `any` (or `reflect.Value`).
     fn eval_arg(&mut self, dot: &Value, arg: &Arg) -> Result<Value> {
         self.step()?;
+        self.at(arg.pos(), arg_string(arg));
         match arg {
             Arg::Dot(_) => Ok(dot.clone()),
             Arg::Nil(_) => Ok(Value::Nil),
-            Arg::Bool(_, b) => Ok(Value::Bool(*b)),
-            Arg::String(_, s) => Ok(Value::Str(s.clone())),
-            Arg::Number(pos, n) => {
-                if n.is_complex {
-                    self.at(*pos, n.text.clone());
-                    return self.errorf("complex numbers are not supported here");
-                }
-                let float_text = n.text.contains(['.', 'e', 'E', 'p', 'P'])
-                    && !n.text.starts_with("0x")
-                    && !n.text.starts_with("0X")
-                    && !n.text.starts_with('\'');
-                match (n.int, n.float) {
-                    (Some(i), _) if !float_text => Ok(Value::Int(i)),
-                    (_, Some(f)) => Ok(Value::Float(f)),
-                    _ => {
-                        self.at(*pos, n.text.clone());
-                        self.errorf(format!("{} overflows int", n.text))
-                    }
-                }
+            Arg::Field(_, names) => {
+                self.field_chain(dot.clone(), names, std::slice::from_ref(arg), &None)
             }
-            Arg::Field(pos, names) => self.field_chain(*pos, arg, names, dot),
-            Arg::Variable(pos, names) => {
-                self.at(*pos, arg_string(arg));
-                let base = self.var(names.first().map_or("$", String::as_str))?;
-                self.field_chain(*pos, arg, names.get(1..).unwrap_or(&[]), &base)
+            Arg::Variable(_, names) => {
+                let value = self.var(names.first().map_or("$", String::as_str))?;
+                self.field_chain(value, names.get(1..).unwrap_or(&[]), &[], &None)
             }
-            Arg::Chain(pos, inner, names) => {
+            Arg::Chain(_, inner, names) => {
                 let base = self.eval_arg(dot, inner)?;
-                self.field_chain(*pos, arg, names, &base)
+                self.field_chain(base, names, &[], &None)
             }
             Arg::Pipe(pipe) => {
                 let mark = self.vars.len();
@@ -444,6 +491,41 @@ impl State<'_, '_> {
                 };
                 self.call(dot, &command, name, None)
             }
+            literal => self.constant(literal),
+        }
+    }
+
+    /// An argument to a `string` parameter: literals must be strings, other values are checked.
+    fn eval_string_arg(&mut self, dot: &Value, arg: &Arg) -> Result<Value> {
+        match arg {
+            Arg::String(_, s, _) => {
+                self.at(arg.pos(), arg_string(arg));
+                Ok(Value::Str(s.clone()))
+            }
+            Arg::Nil(_) => {
+                self.at(arg.pos(), arg_string(arg));
+                self.errorf("cannot assign nil to string")
+            }
+            Arg::Bool(..) | Arg::Number(..) => {
+                self.at(arg.pos(), arg_string(arg));
+                self.errorf(format!("expected string; found {}", arg_string(arg)))
+            }
+            other => {
+                let value = self.eval_arg(dot, other)?;
+                self.string_typed(value)
+            }
+        }
+    }
+
+    /// Go's `validateType` for a `string` parameter.
+    fn string_typed(&self, value: Value) -> Result<Value> {
+        match value {
+            Value::Str(_) => Ok(value),
+            Value::Nil => self.errorf("invalid value; expected string"),
+            other => self.errorf(format!(
+                "wrong type for value; expected string; got {}",
+                other.type_name(self.data)
+            )),
         }
     }
 
@@ -454,15 +536,27 @@ impl State<'_, '_> {
         name: &str,
         last: Option<Value>,
     ) -> Result<Value> {
-        // `and` and `or` evaluate their arguments lazily and return the deciding one.
-        if name == "and" || name == "or" {
-            let args = command.args.get(1..).unwrap_or(&[]);
-            if args.is_empty() && last.is_none() {
-                self.at(command.pos, command_string(command));
+        let Some(signature) = super::funcs::signature(name) else {
+            return self.errorf(format!("{} is not a defined function", go_quote(name)));
+        };
+        let args = command.args.get(1..).unwrap_or(&[]);
+        let supplied = args.len() + usize::from(last.is_some());
+        if signature.variadic {
+            if supplied < signature.fixed.len() {
                 return self.errorf(format!(
-                    "wrong number of args for {name}: want at least 1 got 0"
+                    "wrong number of args for {name}: want at least {} got {}",
+                    signature.fixed.len(),
+                    args.len()
                 ));
             }
+        } else if supplied != signature.fixed.len() && !(name == "and" || name == "or") {
+            return self.errorf(format!(
+                "wrong number of args for {name}: want {} got {supplied}",
+                signature.fixed.len()
+            ));
+        }
+        // `and` and `or` evaluate lazily and return the deciding argument.
+        if name == "and" || name == "or" {
             let mut value = Value::Nil;
             for arg in args {
                 value = self.eval_arg(dot, arg)?;
@@ -470,25 +564,31 @@ impl State<'_, '_> {
                     return Ok(value);
                 }
             }
-            if let Some(last) = last {
-                value = last;
-            }
-            return Ok(value);
+            return Ok(last.unwrap_or(value));
         }
-        let mut argv = Vec::new();
-        for arg in command.args.iter().skip(1) {
-            argv.push(self.eval_arg(dot, arg)?);
+        let mut argv = Vec::with_capacity(supplied);
+        for (i, arg) in args.iter().enumerate() {
+            let wants_string = signature.fixed.get(i) == Some(&super::funcs::Param::String);
+            argv.push(if wants_string {
+                self.eval_string_arg(dot, arg)?
+            } else {
+                self.eval_arg(dot, arg)?
+            });
         }
         if let Some(last) = last {
-            argv.push(last);
+            let wants_string =
+                !signature.variadic && signature.fixed.last() == Some(&super::funcs::Param::String);
+            argv.push(if wants_string {
+                self.string_typed(last)?
+            } else {
+                last
+            });
         }
         self.at(command.pos, command_string(command));
-        match super::funcs::call(name, &argv, self.data) {
+        let callee = args.first().map(arg_string).unwrap_or_default();
+        match super::funcs::call(name, &argv, self.data, &callee) {
             Ok(value) => Ok(value),
-            Err(super::funcs::CallError::Args(message)) => self.errorf(message),
-            Err(super::funcs::CallError::Failed(message)) => {
-                self.errorf(format!("error calling {name}: {message}"))
-            }
+            Err(message) => self.errorf(format!("error calling {name}: {message}")),
         }
     }
 }
@@ -535,7 +635,7 @@ pub fn arg_string(arg: &Arg) -> String {
         Arg::Nil(_) => "nil".to_owned(),
         Arg::Bool(_, b) => b.to_string(),
         Arg::Number(_, n) => n.text.clone(),
-        Arg::String(_, s) => go_quote(s),
+        Arg::String(_, _, quoted) => quoted.clone(),
         Arg::Identifier(_, name) => name.clone(),
         Arg::Pipe(pipe) => format!("({})", pipe_string(pipe)),
     }

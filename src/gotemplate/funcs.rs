@@ -3,33 +3,41 @@
 
 use super::exec::{DataView, Value};
 
-pub enum CallError {
-    /// Wrong number or type of arguments: reported without "error calling".
-    Args(String),
-    /// The function itself failed.
-    Failed(String),
+/// A parameter's Go type, as far as argument checking is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    String,
+    Any,
 }
 
-type Result = std::result::Result<Value, CallError>;
-
-fn want(name: &str, count: usize, args: &[Value]) -> std::result::Result<(), CallError> {
-    if args.len() == count {
-        Ok(())
-    } else {
-        Err(CallError::Args(format!(
-            "wrong number of args for {name}: want {count} got {}",
-            args.len()
-        )))
-    }
+/// A function's parameters: fixed ones, then optionally any number of `any`.
+pub struct Signature {
+    pub fixed: &'static [Param],
+    pub variadic: bool,
 }
 
-fn string_arg<'v>(value: &'v Value, data: &DataView) -> std::result::Result<&'v str, CallError> {
+/// The signature of a function the template may call, as Go declares it.
+pub fn signature(name: &str) -> Option<Signature> {
+    use Param::{Any, String};
+    let (fixed, variadic): (&'static [Param], bool) = match name {
+        "label" => (&[String], false),
+        "not" | "len" => (&[Any], false),
+        "ne" | "lt" | "le" | "gt" | "ge" => (&[Any, Any], false),
+        "and" | "or" | "eq" | "index" | "slice" | "call" => (&[Any], true),
+        "printf" => (&[String], true),
+        "print" | "println" | "html" | "js" | "urlquery" => (&[], true),
+        _ => return None,
+    };
+    Some(Signature { fixed, variadic })
+}
+
+/// The error a function returns (printed after "error calling NAME: ").
+type Result = std::result::Result<Value, String>;
+
+fn string_arg(value: &Value) -> &str {
     match value {
-        Value::Str(s) => Ok(s),
-        other => Err(CallError::Args(format!(
-            "wrong type for value; expected string; got {}",
-            type_of(other, data)
-        ))),
+        Value::Str(s) => s,
+        _ => "",
     }
 }
 
@@ -38,103 +46,119 @@ fn type_of(value: &Value, data: &DataView) -> String {
 }
 
 fn sprint(value: &Value, data: &DataView) -> String {
-    value.print(data)
+    super::fmt::sprint_value(value, data)
 }
 
-/// `fmt.Sprint`: a space between operands when neither side is a string.
 fn go_sprint(args: &[Value], data: &DataView) -> String {
-    let mut out = String::new();
-    for (i, arg) in args.iter().enumerate() {
-        let is_string = matches!(arg, Value::Str(_));
-        if i > 0 && !is_string && !matches!(args[i - 1], Value::Str(_)) {
-            out.push(' ');
-        }
-        out.push_str(&sprint(arg, data));
-    }
-    out
+    super::fmt::sprint(args, data)
 }
 
-/// `fmt.Sprintf` for the common verbs.
-fn go_sprintf(format: &str, args: &[Value], data: &DataView) -> String {
-    let mut out = String::new();
-    let mut args = args.iter();
-    let mut chars = format.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        let Some(verb) = chars.next() else {
-            out.push_str("%!(NOVERB)");
-            break;
-        };
-        if verb == '%' {
-            out.push('%');
-            continue;
-        }
-        let Some(arg) = args.next() else {
-            out.push_str(&format!("%!{verb}(MISSING)"));
-            continue;
-        };
-        let text = match (verb, arg) {
-            ('v' | 's', _)
-                if !matches!(
-                    (verb, arg),
-                    ('s', Value::Int(_) | Value::Float(_) | Value::Bool(_))
-                ) =>
-            {
-                sprint(arg, data)
-            }
-            ('d', Value::Int(i)) => i.to_string(),
-            ('t', Value::Bool(b)) => b.to_string(),
-            ('q', Value::Str(s)) => super::quote::go_quote(s),
-            ('x', Value::Str(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),
-            ('X', Value::Str(s)) => s.bytes().map(|b| format!("{b:02X}")).collect(),
-            ('x', Value::Int(i)) => format!("{i:x}"),
-            ('X', Value::Int(i)) => format!("{i:X}"),
-            ('g' | 'f' | 'e', Value::Float(f)) if verb == 'g' => super::exec::format_float(*f),
-            ('f', Value::Float(f)) => format!("{f:.6}"),
-            _ => format!("%!{verb}({}={})", type_of(arg, data), sprint(arg, data)),
-        };
-        out.push_str(&text);
-    }
-    let extra: Vec<&Value> = args.collect();
-    if !extra.is_empty() {
-        let listed: Vec<String> = extra
-            .iter()
-            .map(|a| format!("{}={}", type_of(a, data), sprint(a, data)))
-            .collect();
-        out.push_str(&format!("%!(EXTRA {})", listed.join(", ")));
-    }
-    out
+/// Go's `basicKind` classes.
+#[derive(PartialEq)]
+enum Kind {
+    Bool,
+    Int,
+    Uint,
+    Float,
+    Complex,
+    String,
+    Invalid,
 }
 
-fn compare_basic(
-    name: &str,
-    a: &Value,
-    b: &Value,
-    data: &DataView,
-) -> std::result::Result<std::cmp::Ordering, CallError> {
-    use std::cmp::Ordering;
-    let order = match (a, b) {
-        (Value::Str(x), Value::Str(y)) => x.cmp(y),
-        (Value::Int(x), Value::Int(y)) => x.cmp(y),
-        (Value::Float(x), Value::Float(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
-        (Value::Bool(x), Value::Bool(y)) if name == "eq" || name == "ne" => x.cmp(y),
-        (Value::Bool(_), Value::Bool(_)) => {
-            return Err(CallError::Failed("invalid type for comparison".to_owned()))
-        }
-        (Value::Nil, _) | (_, Value::Nil) => {
-            return Err(CallError::Failed("invalid type for comparison".to_owned()))
-        }
-        _ => {
-            let _ = data;
-            return Err(CallError::Failed(
-                "incompatible types for comparison".to_owned(),
+fn kind(value: &Value) -> Kind {
+    match value {
+        Value::Bool(_) => Kind::Bool,
+        Value::Int(_) => Kind::Int,
+        Value::Uint8(_) => Kind::Uint,
+        Value::Float(_) => Kind::Float,
+        Value::Complex(..) => Kind::Complex,
+        Value::Str(_) => Kind::String,
+        Value::Nil | Value::Data => Kind::Invalid,
+    }
+}
+
+/// Go's `eq` for two values.
+fn equal(a: &Value, b: &Value, data: &DataView) -> std::result::Result<bool, String> {
+    // Integers compare by value whatever their sign.
+    if let Some((x, y)) = integers(a, b) {
+        return Ok(x == y);
+    }
+    if kind(a) != kind(b) {
+        if *a != Value::Nil && *b != Value::Nil {
+            return Err(format!(
+                "incompatible types for comparison: {} and {}",
+                type_of(a, data),
+                type_of(b, data)
             ));
         }
+        return Ok(false);
+    }
+    Ok(match (a, b) {
+        (Value::Data, Value::Data) => true,
+        (Value::Nil, Value::Nil) => true,
+        _ => a == b,
+    })
+}
+
+/// Go's `lt` for two values.
+fn less(a: &Value, b: &Value, data: &DataView) -> std::result::Result<bool, String> {
+    const BAD: &str = "invalid type for comparison";
+    if kind(a) == Kind::Invalid || kind(b) == Kind::Invalid {
+        return Err(BAD.to_owned());
+    }
+    if let Some((x, y)) = integers(a, b) {
+        return Ok(x < y);
+    }
+    if kind(a) != kind(b) {
+        return Err(format!(
+            "incompatible types for comparison: {} and {}",
+            type_of(a, data),
+            type_of(b, data)
+        ));
+    }
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Ok(x < y),
+        (Value::Float(x), Value::Float(y)) => Ok(x < y),
+        (Value::Str(x), Value::Str(y)) => Ok(x < y),
+        _ => Err(BAD.to_owned()),
+    }
+}
+
+/// Both values as integers, when both are integers (signed or not).
+fn integers(a: &Value, b: &Value) -> Option<(i64, i64)> {
+    let as_int = |v: &Value| match v {
+        Value::Int(i) => Some(*i),
+        Value::Uint8(u) => Some(i64::from(*u)),
+        _ => None,
     };
-    Ok(order)
+    Some((as_int(a)?, as_int(b)?))
+}
+
+/// Go's `indexArg`: an integer index within `0..=len`.
+fn index_arg(index: &Value, len: usize, data: &DataView) -> std::result::Result<usize, String> {
+    let x = match index {
+        Value::Int(i) => *i,
+        Value::Uint8(u) => i64::from(*u),
+        Value::Nil => return Err("cannot index slice/array with nil".to_owned()),
+        other => {
+            return Err(format!(
+                "cannot index slice/array with type {}",
+                type_of(other, data)
+            ))
+        }
+    };
+    match usize::try_from(x) {
+        Ok(i) if i <= len => Ok(i),
+        _ => Err(format!("index out of range: {x}")),
+    }
+}
+
+/// Go's `evalArgs` for the escapers: a lone string as is, anything else through `fmt.Sprint`.
+fn escaper_input(args: &[Value], data: &DataView) -> String {
+    match args {
+        [Value::Str(s)] => s.clone(),
+        _ => go_sprint(args, data),
+    }
 }
 
 /// Go's `template.HTMLEscapeString`.
@@ -191,30 +215,24 @@ fn query_escape(s: &str) -> String {
     out
 }
 
-pub fn call(name: &str, args: &[Value], data: &DataView) -> Result {
+/// Calls `name` with arguments already checked against its [`signature`]. `callee` is the
+/// source text of the first argument (what `call` names in its error).
+pub fn call(name: &str, args: &[Value], data: &DataView, callee: &str) -> Result {
+    let first = args.first().unwrap_or(&Value::Nil);
     match name {
         "label" => {
-            want(name, 1, args)?;
-            let key = string_arg(&args[0], data)?;
+            let key = string_arg(first);
             data.labels
                 .get(key)
                 .map(|v| Value::Str(v.clone()))
-                .ok_or_else(|| CallError::Failed(format!("label {key} not found")))
+                .ok_or_else(|| format!("label {key} not found"))
         }
-        "not" => {
-            want(name, 1, args)?;
-            Ok(Value::Bool(!truth(&args[0])))
-        }
-        "len" => {
-            want(name, 1, args)?;
-            match &args[0] {
-                Value::Str(s) => Ok(Value::Int(s.len() as i64)),
-                other => Err(CallError::Failed(format!(
-                    "len of type {}",
-                    type_of(other, data)
-                ))),
-            }
-        }
+        "not" => Ok(Value::Bool(!first.truth())),
+        "len" => match first {
+            Value::Str(s) => Ok(Value::Int(s.len() as i64)),
+            Value::Nil => Err("reflect: call of reflect.Value.Type on zero Value".to_owned()),
+            other => Err(format!("len of type {}", type_of(other, data))),
+        },
         "print" => Ok(Value::Str(go_sprint(args, data))),
         "println" => Ok(Value::Str(
             args.iter()
@@ -223,139 +241,95 @@ pub fn call(name: &str, args: &[Value], data: &DataView) -> Result {
                 .join(" ")
                 + "\n",
         )),
-        "printf" => {
-            if args.is_empty() {
-                return Err(CallError::Args(
-                    "wrong number of args for printf: want at least 1 got 0".to_owned(),
-                ));
+        "printf" => Ok(Value::Str(super::fmt::sprintf(
+            string_arg(first),
+            args.get(1..).unwrap_or(&[]),
+            data,
+        ))),
+        "html" => Ok(Value::Str(html_escape(&escaper_input(args, data)))),
+        "js" => Ok(Value::Str(js_escape(&escaper_input(args, data)))),
+        "urlquery" => Ok(Value::Str(query_escape(&escaper_input(args, data)))),
+        "eq" => {
+            let rest = args.get(1..).unwrap_or(&[]);
+            if rest.is_empty() {
+                return Err("missing argument for comparison".to_owned());
             }
-            let format = string_arg(&args[0], data)?;
-            Ok(Value::Str(go_sprintf(format, &args[1..], data)))
+            for other in rest {
+                if equal(first, other, data)? {
+                    return Ok(Value::Bool(true));
+                }
+            }
+            Ok(Value::Bool(false))
         }
-        "html" => Ok(Value::Str(html_escape(&go_sprint(args, data)))),
-        "js" => Ok(Value::Str(js_escape(&go_sprint(args, data)))),
-        "urlquery" => Ok(Value::Str(query_escape(&go_sprint(args, data)))),
-        "eq" | "ne" | "lt" | "le" | "gt" | "ge" => {
-            if name == "eq" {
-                if args.is_empty() {
-                    return Err(CallError::Args(
-                        "wrong number of args for eq: want at least 1 got 0".to_owned(),
-                    ));
-                }
-                if args.len() == 1 {
-                    return Err(CallError::Failed(
-                        "missing argument for comparison".to_owned(),
-                    ));
-                }
-                for other in &args[1..] {
-                    if compare_basic(name, &args[0], other, data)? == std::cmp::Ordering::Equal {
-                        return Ok(Value::Bool(true));
-                    }
-                }
-                return Ok(Value::Bool(false));
-            }
-            want(name, 2, args)?;
-            let order = compare_basic(name, &args[0], &args[1], data)?;
-            use std::cmp::Ordering::*;
-            Ok(Value::Bool(match name {
-                "ne" => order != Equal,
-                "lt" => order == Less,
-                "le" => order != Greater,
-                "gt" => order == Greater,
-                _ => order != Less,
-            }))
+        "ne" | "lt" | "le" | "gt" | "ge" => {
+            let second = args.get(1).unwrap_or(&Value::Nil);
+            let result = match name {
+                "ne" => !equal(first, second, data)?,
+                "lt" => less(first, second, data)?,
+                "le" => less(first, second, data)? || equal(first, second, data)?,
+                "gt" => !(less(first, second, data)? || equal(first, second, data)?),
+                _ => !less(first, second, data)?,
+            };
+            Ok(Value::Bool(result))
         }
         "index" => {
-            if args.is_empty() {
-                return Err(CallError::Args(
-                    "wrong number of args for index: want at least 1 got 0".to_owned(),
-                ));
+            if *first == Value::Nil {
+                return Err("index of untyped nil".to_owned());
             }
-            let mut value = args[0].clone();
-            for index in &args[1..] {
-                value = match (&value, index) {
-                    (Value::Str(s), Value::Int(i)) => {
-                        match usize::try_from(*i).ok().and_then(|i| s.as_bytes().get(i)) {
-                            Some(b) => Value::Int(i64::from(*b)),
-                            None => {
-                                return Err(CallError::Failed(format!(
-                                    "error calling index: index out of range: {i}"
-                                )))
-                            }
+            let mut value = first.clone();
+            for index in args.get(1..).unwrap_or(&[]) {
+                value = match &value {
+                    Value::Str(s) => {
+                        let i = index_arg(index, s.len(), data)?;
+                        match s.as_bytes().get(i) {
+                            Some(b) => Value::Uint8(*b),
+                            None => return Err("reflect: string index out of range".to_owned()),
                         }
                     }
-                    (Value::Nil, _) => {
-                        return Err(CallError::Failed("index of untyped nil".to_owned()))
-                    }
-                    (other, _) => {
-                        return Err(CallError::Failed(format!(
-                            "can't index item of type {}",
-                            type_of(other, data)
-                        )))
+                    other => {
+                        return Err(format!("can't index item of type {}", type_of(other, data)))
                     }
                 };
             }
             Ok(value)
         }
         "slice" => {
-            let Some(first) = args.first() else {
-                return Err(CallError::Args(
-                    "wrong number of args for slice: want at least 1 got 0".to_owned(),
-                ));
-            };
             let Value::Str(s) = first else {
-                return Err(CallError::Failed(format!(
-                    "can't slice item of type {}",
-                    type_of(first, data)
-                )));
+                return Err(match first {
+                    Value::Nil => "slice of untyped nil".to_owned(),
+                    other => format!("can't slice item of type {}", type_of(other, data)),
+                });
             };
-            let mut bounds = Vec::new();
-            for arg in &args[1..] {
-                match arg {
-                    Value::Int(i) => bounds.push(*i),
-                    other => {
-                        return Err(CallError::Failed(format!(
-                            "cannot index slice/array with type {}",
-                            type_of(other, data)
-                        )))
-                    }
-                }
+            let indexes = args.get(1..).unwrap_or(&[]);
+            if indexes.len() > 3 {
+                return Err(format!("too many slice indexes: {}", indexes.len()));
             }
-            if bounds.len() > 2 {
-                return Err(CallError::Failed(
-                    "cannot 3-index slice a string".to_owned(),
+            if indexes.len() == 3 {
+                return Err("cannot 3-index slice a string".to_owned());
+            }
+            let mut bounds = [0, s.len()];
+            for (i, index) in indexes.iter().enumerate() {
+                bounds[i] = index_arg(index, s.len(), data)?;
+            }
+            if bounds[0] > bounds[1] {
+                return Err(format!(
+                    "invalid slice index: {} > {}",
+                    bounds[0], bounds[1]
                 ));
             }
-            let len = s.len() as i64;
-            let start = bounds.first().copied().unwrap_or(0);
-            let end = bounds.get(1).copied().unwrap_or(len);
-            if start < 0 || end < start || end > len {
-                return Err(CallError::Failed(format!(
-                    "index out of range: {}",
-                    if end > len { end } else { start }
-                )));
-            }
-            Ok(Value::Str(
-                String::from_utf8_lossy(&s.as_bytes()[start as usize..end as usize]).into_owned(),
-            ))
+            let bytes = s.as_bytes().get(bounds[0]..bounds[1]).unwrap_or(&[]);
+            Ok(Value::Str(String::from_utf8_lossy(bytes).into_owned()))
         }
-        "call" => match args.first() {
-            None => Err(CallError::Args(
-                "wrong number of args for call: want at least 1 got 0".to_owned(),
-            )),
-            Some(Value::Nil) => Err(CallError::Failed("call of nil".to_owned())),
-            Some(other) => Err(CallError::Failed(format!(
-                "non-function of type {}",
+        "call" => match first {
+            Value::Nil => Err("call of nil".to_owned()),
+            other => Err(format!(
+                "non-function {callee} of type {}",
                 type_of(other, data)
-            ))),
+            )),
         },
-        other => Err(CallError::Args(format!(
+        other => Err(format!(
             "{} is not a defined function",
             super::quote::go_quote(other)
-        ))),
+        )),
     }
-}
-
-fn truth(value: &Value) -> bool {
-    value.truth()
 }

@@ -468,11 +468,12 @@ impl<'a> Lexer<'a> {
             '`' => Some(State::RawQuote),
             '$' => Some(State::Variable),
             '\'' => Some(State::Char),
-            '.' if !self
+            // `.` starts a field unless a digit, or the end of input, follows: then a number.
+            '.' if self
                 .rest()
                 .as_bytes()
                 .first()
-                .is_some_and(u8::is_ascii_digit) =>
+                .is_some_and(|b| !b.is_ascii_digit()) =>
             {
                 Some(State::Field)
             }

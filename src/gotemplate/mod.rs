@@ -4,6 +4,7 @@
 //! the `label` function), and static questions admission asks of a template.
 
 mod exec;
+mod fmt;
 mod funcs;
 mod lex;
 mod number;
@@ -87,7 +88,7 @@ impl Template {
         let mut keys = Vec::new();
         for tree in self.trees.values() {
             walk_commands(tree, &mut |args: &[Arg]| {
-                if let [Arg::Identifier(_, name), Arg::String(_, key)] = args {
+                if let [Arg::Identifier(_, name), Arg::String(_, key, _)] = args {
                     if name == "label" {
                         keys.push(key.clone());
                     }

@@ -11,7 +11,8 @@ pub struct Number {
     pub int: Option<i64>,
     pub uint: Option<u64>,
     pub float: Option<f64>,
-    pub is_complex: bool,
+    /// Real and imaginary parts of a complex (or imaginary) literal.
+    pub complex: Option<(f64, f64)>,
 }
 
 /// Go's `underscoreOK`: underscores only between digits (a base prefix counts as a digit).
@@ -151,7 +152,7 @@ pub fn parse_number(text: &str, typ: ItemType) -> Result<Number, String> {
         int: None,
         uint: None,
         float: None,
-        is_complex: false,
+        complex: None,
     };
     match typ {
         ItemType::CharConstant => {
@@ -167,14 +168,33 @@ pub fn parse_number(text: &str, typ: ItemType) -> Result<Number, String> {
             return Ok(n);
         }
         ItemType::Complex => {
-            n.is_complex = true;
-            return Ok(n);
+            // `1+2i`: the sign that starts the imaginary part is the last one not in an exponent.
+            let split = text
+                .char_indices()
+                .skip(1)
+                .filter(|(i, c)| {
+                    matches!(c, '+' | '-')
+                        && !matches!(text.as_bytes().get(i - 1), Some(b'e' | b'E' | b'p' | b'P'))
+                })
+                .map(|(i, _)| i)
+                .last();
+            let parts = split.and_then(|at| {
+                let imaginary = text.get(at..)?.strip_suffix('i')?;
+                Some((parse_float(text.get(..at)?)?, parse_float(imaginary)?))
+            });
+            return match parts {
+                Some(parts) => {
+                    n.complex = Some(parts);
+                    Ok(n)
+                }
+                None => Err(format!("illegal number syntax: {}", go_quote(text))),
+            };
         }
         _ => {}
     }
     if let Some(imaginary) = text.strip_suffix('i') {
-        if parse_float(imaginary).is_some() {
-            n.is_complex = true;
+        if let Some(im) = parse_float(imaginary) {
+            n.complex = Some((0.0, im));
             return Ok(n);
         }
     }
@@ -189,7 +209,7 @@ pub fn parse_number(text: &str, typ: ItemType) -> Result<Number, String> {
         n.float = Some(u as f64);
     } else if let Some(f) = parse_float(text) {
         if !text.contains(['.', 'e', 'E', 'p', 'P']) {
-            return Err(format!("integer overflow: {text}"));
+            return Err(format!("integer overflow: {}", go_quote(text)));
         }
         n.float = Some(f);
         if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {

@@ -64,7 +64,8 @@ pub enum Arg {
     Nil(usize),
     Bool(usize, bool),
     Number(usize, Box<Number>),
-    String(usize, String),
+    /// The value and the literal as written (Go prints the latter in messages).
+    String(usize, String, String),
     Identifier(usize, String),
     Pipe(Box<Pipe>),
 }
@@ -79,7 +80,7 @@ impl Arg {
             | Arg::Nil(p)
             | Arg::Bool(p, _)
             | Arg::Number(p, _)
-            | Arg::String(p, _)
+            | Arg::String(p, _, _)
             | Arg::Identifier(p, _) => *p,
             Arg::Pipe(pipe) => pipe.pos,
         }
@@ -644,7 +645,7 @@ impl Tree {
                     ItemType::RightParen,
                 )?)),
                 ItemType::String | ItemType::RawString => match go_unquote(&token.val) {
-                    Ok(s) => Arg::String(pos, s),
+                    Ok(s) => Arg::String(pos, s, text.clone()),
                     Err(e) => return self.errorf(e),
                 },
                 _ => {
