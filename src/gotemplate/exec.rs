@@ -338,7 +338,12 @@ impl State<'_, '_> {
     /// Go's `notAFunction`: literals and plain values take no arguments.
     fn not_a_function(&self, args: &[Arg], last: &Option<Value>) -> Result<()> {
         if args.len() > 1 || last.is_some() {
-            let first = args.first().map(arg_string).unwrap_or_default();
+            // Go prints a parenthesised pipeline here without its parentheses.
+            let first = match args.first() {
+                Some(Arg::Pipe(pipe)) => pipe_string(pipe),
+                Some(other) => arg_string(other),
+                None => String::new(),
+            };
             return self.errorf(format!("can't give argument to non-function {first}"));
         }
         Ok(())
@@ -584,11 +589,14 @@ impl State<'_, '_> {
                 last
             });
         }
-        self.at(command.pos, command_string(command));
         let callee = args.first().map(arg_string).unwrap_or_default();
         match super::funcs::call(name, &argv, self.data, &callee) {
             Ok(value) => Ok(value),
-            Err(message) => self.errorf(format!("error calling {name}: {message}")),
+            Err(message) => {
+                // Go names the whole command only when the call itself fails.
+                self.at(command.pos, command_string(command));
+                self.errorf(format!("error calling {name}: {message}"))
+            }
         }
     }
 }

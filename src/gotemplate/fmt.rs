@@ -198,12 +198,25 @@ pub fn sprintf(format: &str, args: &[Value], data: &DataView) -> String {
             }
             chars.next();
         }
-        let mut width = String::new();
-        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-            width.push(d);
+        if chars.peek() == Some(&'*') {
+            // The width comes from the next operand, which must be an int.
             chars.next();
+            match args.get(next_arg) {
+                Some(Value::Int(w)) => {
+                    spec.width = usize::try_from(w.unsigned_abs()).ok();
+                    spec.minus |= *w < 0;
+                }
+                _ => out.push_str("%!(BADWIDTH)"),
+            }
+            next_arg += 1;
+        } else {
+            let mut width = String::new();
+            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                width.push(d);
+                chars.next();
+            }
+            spec.width = width.parse().ok();
         }
-        spec.width = width.parse().ok();
         if chars.peek() == Some(&'.') {
             chars.next();
             let mut precision = String::new();

@@ -399,6 +399,13 @@ impl<'a> Lexer<'a> {
         if !delim {
             return self.errorf("comment ends before closing delimiter".to_owned());
         }
+        // The comment was skipped without `next`, so count its lines here.
+        self.line += self
+            .input
+            .get(self.start..self.pos)
+            .unwrap_or("")
+            .matches('\n')
+            .count();
         let _comment = self.this_item(ItemType::Comment);
         if trim {
             self.pos += TRIM_MARKER_LEN;
