@@ -14,7 +14,6 @@ use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
-use kube::Client;
 
 use crate::api::{string_map_at, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
 use crate::metrics::Metrics;
@@ -199,11 +198,11 @@ impl Objects {
 /// Starts the watches and the publisher on the current runtime. The state handle gets its first
 /// snapshot once every watch has completed its initial list.
 pub fn start(
-    client: Client,
+    kube_config: kube::Config,
     config: WatchConfig,
     state: Arc<StateHandle>,
     metrics: Arc<Metrics>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>, kube::Error> {
     let now = Instant::now();
     let shared = Arc::new(Shared {
         objects: Mutex::new(Objects::default()),
@@ -222,6 +221,13 @@ pub fn start(
         ),
         changed: tokio::sync::Notify::new(),
     });
+    // Watch events alone cannot show recovery: a watch that reconnects to a quiet resource sees
+    // no event. Every successful response from the API server for a resource marks it healthy.
+    let client = kube::client::ClientBuilder::try_from(kube_config)?
+        .with_layer(&ObserveLayer {
+            shared: shared.clone(),
+        })
+        .build();
     let mut tasks = Vec::new();
     for resource in Resource::ALL {
         for api in apis(&client, resource, &config) {
@@ -244,10 +250,76 @@ pub fn start(
         metrics,
         config.staleness_bound,
     )));
-    tasks
+    Ok(tasks)
 }
 
-fn apis(client: &Client, resource: Resource, config: &WatchConfig) -> Vec<Api<DynamicObject>> {
+/// The watched resource a request path is for: list and watch paths end in the plural.
+fn resource_of(path: &str) -> Option<Resource> {
+    let plural = path.rsplit('/').next()?;
+    Resource::ALL.into_iter().find(|r| r.plural() == plural)
+}
+
+/// A client layer that marks a resource reachable whenever the API server answers a request
+/// for it successfully (for a watch: when the stream is established).
+#[derive(Clone)]
+struct ObserveLayer {
+    shared: Arc<Shared>,
+}
+
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Observe<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Observe<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let resource = resource_of(request.uri().path());
+        let shared = self.shared.clone();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            if let (Some(resource), Ok(ok)) = (resource, &response) {
+                if ok.status().is_success() {
+                    mark_success(&shared, resource, false);
+                }
+            }
+            response
+        })
+    }
+}
+
+fn apis(
+    client: &kube::Client,
+    resource: Resource,
+    config: &WatchConfig,
+) -> Vec<Api<DynamicObject>> {
     let ar = resource.api_resource();
     match resource {
         Resource::MeshIdentities => vec![Api::namespaced_with(

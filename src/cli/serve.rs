@@ -119,15 +119,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             state.set(Arc::new(snapshot));
         }
         None => {
-            let client = kube::Client::try_default()
+            let kube_config = kube::Config::infer()
                 .await
-                .context("connecting to the Kubernetes API (no --cluster-state given)")?;
+                .context("finding the Kubernetes API (no --cluster-state given)")?;
             let config = live::WatchConfig {
                 system_namespace: app.settings.system_namespace.clone(),
                 pod_namespaces: args.watch_namespaces.clone(),
                 staleness_bound: std::time::Duration::from_secs(args.staleness_seconds),
             };
-            live::start(client, config, state.clone(), app.metrics.clone());
+            live::start(kube_config, config, state.clone(), app.metrics.clone())
+                .context("creating the Kubernetes client")?;
             tracing::info!("watching the Kubernetes API; ready once every resource is listed");
         }
     }

@@ -15,8 +15,12 @@ use super::quote::go_quote;
 pub const MAX_STEPS: usize = 100_000;
 /// A SPIFFE ID is at most 2 048 bytes; anything far longer is a runaway template.
 pub const MAX_OUTPUT: usize = 64 * 1024;
-/// Template calls may nest this deep (Go allows 100 000, more than a webhook's stack does).
-pub const MAX_DEPTH: usize = 1_000;
+/// Template calls may nest this deep (Go allows 100 000, far more than a server thread's stack
+/// holds; each call costs several recursive frames).
+pub const MAX_DEPTH: usize = 100;
+/// Lists and pipelines may nest this deep in one execution, template calls included: enough
+/// for any template the parser accepts on its own, bounded when calls stack them up.
+pub const MAX_NESTING: usize = 400;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -124,6 +128,8 @@ struct State<'a, 'd> {
     out: String,
     steps: usize,
     depth: usize,
+    /// Recursion depth of lists and pipelines being evaluated.
+    nesting: usize,
     /// Position and text of the node being evaluated, for messages.
     at: (usize, String),
 }
@@ -170,6 +176,23 @@ impl State<'_, '_> {
     }
 
     fn walk(&mut self, dot: &Value, nodes: &[Node]) -> Result<Flow> {
+        self.nest()?;
+        let flow = self.walk_list(dot, nodes);
+        self.nesting -= 1;
+        flow
+    }
+
+    /// Tracks recursion across nested lists, pipelines and template calls together: each is
+    /// bounded on its own, but template calls multiply nesting inside them.
+    fn nest(&mut self) -> Result<()> {
+        if self.nesting >= MAX_NESTING {
+            return self.errorf(format!("execution nested deeper than {MAX_NESTING} levels"));
+        }
+        self.nesting += 1;
+        Ok(())
+    }
+
+    fn walk_list(&mut self, dot: &Value, nodes: &[Node]) -> Result<Flow> {
         for node in nodes {
             self.step()?;
             match node {
@@ -315,6 +338,13 @@ impl State<'_, '_> {
     }
 
     fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipe) -> Result<Value> {
+        self.nest()?;
+        let value = self.eval_pipeline_inner(dot, pipe);
+        self.nesting -= 1;
+        value
+    }
+
+    fn eval_pipeline_inner(&mut self, dot: &Value, pipe: &Pipe) -> Result<Value> {
         self.at(pipe.pos, pipe_string(pipe));
         let mut value: Option<Value> = None;
         for command in &pipe.cmds {
@@ -612,6 +642,7 @@ pub fn execute(trees: &TreeSet, source: &str, data: &DataView) -> Result<String>
         out: String::new(),
         steps: 0,
         depth: 0,
+        nesting: 0,
         at: (0, String::new()),
     };
     let Some(root) = trees.get("") else {

@@ -194,3 +194,115 @@ fn walk_commands(nodes: &[Node], visit: &mut dyn FnMut(&[Arg])) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hostile nesting is refused with a message instead of exhausting the stack, on a thread
+    /// with half the stack of a tokio worker (2 MiB).
+    #[test]
+    fn deep_nesting_is_refused_not_crashed() {
+        let handle = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(|| {
+                let parens = format!(
+                    "{{{{{}.Mesh{}}}}}",
+                    "(".repeat(100_000),
+                    ")".repeat(100_000)
+                );
+                let ifs = format!("{}x{}", "{{if 1}}".repeat(50_000), "{{end}}".repeat(50_000));
+                let blocks = "{{block \"b\" .}}".repeat(50_000);
+                [parens, ifs, blocks].map(|src| parse(&src, &["label"]).map(|_| ()))
+            })
+            .unwrap();
+        let results = handle.join().unwrap();
+        assert!(results[0]
+            .as_ref()
+            .unwrap_err()
+            .0
+            .ends_with("max expression depth exceeded"));
+        assert!(results[1]
+            .as_ref()
+            .unwrap_err()
+            .0
+            .ends_with("max nesting depth exceeded"));
+        assert!(results[2]
+            .as_ref()
+            .unwrap_err()
+            .0
+            .ends_with("max nesting depth exceeded"));
+    }
+
+    #[test]
+    fn recursion_through_nested_templates_is_bounded() {
+        let handle = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(|| {
+                let nested = format!(
+                    "{}{{{{template \"r\" .}}}}{}",
+                    "{{if 1}}".repeat(90),
+                    "{{end}}".repeat(90)
+                );
+                let src =
+                    format!("{{{{define \"r\"}}}}{nested}{{{{end}}}}{{{{template \"r\" .}}}}");
+                let template = parse(&src, &[]).unwrap();
+                let labels = BTreeMap::new();
+                template
+                    .execute(&Data {
+                        fields: &[],
+                        labels: &labels,
+                    })
+                    .map(|_| ())
+            })
+            .unwrap();
+        let err = handle.join().unwrap().unwrap_err();
+        assert!(err.0.contains("nested deeper than"), "{err}");
+    }
+
+    #[test]
+    fn recursive_templates_stop_at_the_depth_limit() {
+        let template = parse(
+            "{{define \"r\"}}{{template \"r\" .}}{{end}}{{template \"r\" .}}",
+            &[],
+        )
+        .unwrap();
+        let labels = BTreeMap::new();
+        let err = template
+            .execute(&Data {
+                fields: &[],
+                labels: &labels,
+            })
+            .unwrap_err();
+        assert!(
+            err.0.contains("exceeded maximum template depth (100)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn runaway_loops_stop() {
+        let template = parse("{{range 1000000000}}x{{end}}", &[]).unwrap();
+        let labels = BTreeMap::new();
+        let err = template
+            .execute(&Data {
+                fields: &[],
+                labels: &labels,
+            })
+            .unwrap_err();
+        assert!(err.0.contains("execution stopped"), "{err}");
+    }
+
+    #[test]
+    fn analysis_finds_root_fields_labels_and_texts() {
+        let template = parse(
+            "/a/{{ .Namespace }}{{ with .Workload }}{{ .Inner }}{{ end }}{{ $.Mesh }}{{ label \"team\" }}/b",
+            &["label"],
+        )
+        .unwrap();
+        let fields: Vec<String> = template.root_fields().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["Namespace", "Workload", "Mesh"]);
+        assert_eq!(template.label_keys(), ["team"]);
+        assert_eq!(template.literal_texts(), ["/a/", "/b"]);
+    }
+}

@@ -126,7 +126,14 @@ struct Shared<'a, 'f> {
     lexer: Lexer<'a>,
     funcs: &'f [&'f str],
     trees: TreeSet,
+    /// Current nesting of parenthesised pipelines, control structures and blocks.
+    depth: usize,
 }
+
+/// How deep parentheses, `if`/`range`/`with` and `block` may nest. The parser and executor
+/// recurse per level on a server thread's small stack, so a hostile template must not nest
+/// without bound; Go allows 10 000 parentheses, far beyond any SPIFFE ID template.
+pub const MAX_NESTING: usize = 100;
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -367,10 +374,21 @@ impl Tree {
 
     /// `if`, `range` and `with`: variables declared in the pipeline live until the `{{end}}`.
     fn control(&mut self, sh: &mut Shared, context: &str) -> Result<Branch> {
+        self.enter(sh, "max nesting depth exceeded")?;
         let vars = self.vars.len();
         let result = self.control_body(sh, context);
         self.vars.truncate(vars);
+        sh.depth -= 1;
         result
+    }
+
+    /// One level deeper, refused past [`MAX_NESTING`].
+    fn enter(&self, sh: &mut Shared, message: &str) -> Result<()> {
+        if sh.depth >= MAX_NESTING {
+            return self.errorf(message);
+        }
+        sh.depth += 1;
+        Ok(())
     }
 
     fn control_body(&mut self, sh: &mut Shared, context: &str) -> Result<Branch> {
@@ -439,8 +457,11 @@ impl Tree {
         let token = self.next_non_space(sh);
         let name = self.template_name(&token, CONTEXT)?;
         let pipe = self.pipeline(sh, CONTEXT, ItemType::RightDelim)?;
+        self.enter(sh, "max nesting depth exceeded")?;
         let mut block = Tree::new();
-        let (list, end) = block.item_list(sh)?;
+        let listed = block.item_list(sh);
+        sh.depth -= 1;
+        let (list, end) = listed?;
         if !matches!(end, ListEnd::End) {
             return self.errorf(format!("unexpected {} in {CONTEXT}", end.describe()));
         }
@@ -639,11 +660,13 @@ impl Tree {
                         Err(e) => return self.errorf(e),
                     }
                 }
-                ItemType::LeftParen => Arg::Pipe(Box::new(self.pipeline(
-                    sh,
-                    "parenthesized pipeline",
-                    ItemType::RightParen,
-                )?)),
+                ItemType::LeftParen => {
+                    // Go's own words for too-deep parentheses (at a lower limit).
+                    self.enter(sh, "max expression depth exceeded")?;
+                    let pipe = self.pipeline(sh, "parenthesized pipeline", ItemType::RightParen);
+                    sh.depth -= 1;
+                    Arg::Pipe(Box::new(pipe?))
+                }
                 ItemType::String | ItemType::RawString => match go_unquote(&token.val) {
                     Ok(s) => Arg::String(pos, s, text.clone()),
                     Err(e) => return self.errorf(e),
@@ -680,6 +703,7 @@ pub fn parse(source: &str, funcs: &[&str]) -> Result<TreeSet> {
         lexer: Lexer::new(source),
         funcs,
         trees: TreeSet::new(),
+        depth: 0,
     };
     let mut tree = Tree::new();
     let root = tree.parse(&mut shared)?;

@@ -2,6 +2,7 @@
 //! that verify the chain and the DNS name, and the admission fixture format.
 #![allow(dead_code)]
 
+pub mod fake_apiserver;
 pub mod inject_fixture;
 
 use std::net::SocketAddr;
@@ -45,6 +46,15 @@ impl TestServer {
     /// Starts the real TLS server on 127.0.0.1 with a fresh CA; `state` may be `None` to test
     /// the not-ready path.
     pub async fn start(state: Option<Snapshot>, settings: Settings) -> Self {
+        let handle = Arc::new(StateHandle::default());
+        if let Some(state) = state {
+            handle.set(Arc::new(state));
+        }
+        Self::start_shared(handle, settings).await
+    }
+
+    /// Starts the server on a state handle someone else feeds (the live watches, say).
+    pub async fn start_shared(handle: Arc<StateHandle>, settings: Settings) -> Self {
         let pair = certs::generate(&certs::serving_names(
             "kuma-identity-webhook",
             "kuma-system",
@@ -55,10 +65,7 @@ impl TestServer {
         std::fs::write(dir.join("tls.key"), &pair.key_pem).unwrap();
         let tls =
             server::tls::load_server_config(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap();
-        let handle = Arc::new(StateHandle::default());
-        if let Some(state) = state {
-            handle.set(Arc::new(state));
-        }
+        std::fs::remove_dir_all(&dir).unwrap();
         let metrics = Arc::new(Metrics::new());
         let app = routes::App {
             state: handle.clone(),
