@@ -92,7 +92,7 @@ struct Objects {
     meshes: HashMap<String, Mesh>,
     identities: HashMap<Key, MeshIdentity>,
     namespaces: HashMap<String, NamespaceInfo>,
-    pods: HashMap<Key, PodInfo>,
+    pods: HashMap<Key, Arc<PodInfo>>,
 }
 
 /// One watch's health.
@@ -162,7 +162,7 @@ impl Objects {
                 self.namespaces.insert(key.1, namespace);
             }
             Reduced::Pod(pod) => {
-                self.pods.insert(key, pod);
+                self.pods.insert(key, Arc::new(pod));
             }
         }
     }

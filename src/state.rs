@@ -31,7 +31,9 @@ pub struct Snapshot {
     /// Keyed by mesh name, so selection only looks at the mesh's own identities.
     identities: BTreeMap<String, Vec<MeshIdentity>>,
     namespaces: BTreeMap<String, NamespaceInfo>,
-    pods: Vec<PodInfo>,
+    /// Shared with whoever built the snapshot (the live watches keep the same `Arc`s), so a new
+    /// snapshot of a large cluster costs pointers, not copies.
+    pods: Vec<Arc<PodInfo>>,
     /// Position of each pod in `pods`, by `(namespace, name)`.
     pod_positions: HashMap<(String, String), usize>,
     /// Positions of pods by label key and value: a MeshIdentity usually selects one app, so
@@ -59,7 +61,7 @@ impl Snapshot {
         meshes: Vec<Mesh>,
         identities: Vec<MeshIdentity>,
         namespaces: Vec<NamespaceInfo>,
-        pods: Vec<PodInfo>,
+        pods: Vec<Arc<PodInfo>>,
     ) -> Self {
         let mut snapshot = Self::default();
         for pod in pods {
@@ -134,14 +136,14 @@ impl Snapshot {
                 );
             }
             "Pod" => {
-                self.upsert_pod(PodInfo::from_json(&object, None));
+                self.upsert_pod(Arc::new(PodInfo::from_json(&object, None)));
             }
             _ => {}
         }
         Ok(())
     }
 
-    fn upsert_pod(&mut self, pod: PodInfo) {
+    fn upsert_pod(&mut self, pod: Arc<PodInfo>) {
         let key = (pod.namespace.clone(), pod.name.clone());
         let position = match self.pod_positions.get(&key) {
             Some(&position) => {
@@ -149,7 +151,7 @@ impl Snapshot {
                 position
             }
             None => {
-                self.pods.push(PodInfo::default());
+                self.pods.push(Arc::new(PodInfo::default()));
                 self.pods.len() - 1
             }
         };
@@ -260,7 +262,7 @@ impl ClusterView for Snapshot {
     }
 
     fn pods(&self) -> Box<dyn Iterator<Item = &PodInfo> + '_> {
-        Box::new(self.pods.iter())
+        Box::new(self.pods.iter().map(Arc::as_ref))
     }
 
     fn pods_labelled(&self, key: &str, value: &str) -> Box<dyn Iterator<Item = &PodInfo> + '_> {
@@ -270,7 +272,11 @@ impl ClusterView for Snapshot {
             .and_then(|values| values.get(value))
             .map(Vec::as_slice)
             .unwrap_or_default();
-        Box::new(positions.iter().filter_map(|&p| self.pods.get(p)))
+        Box::new(
+            positions
+                .iter()
+                .filter_map(|&p| self.pods.get(p).map(Arc::as_ref)),
+        )
     }
 }
 

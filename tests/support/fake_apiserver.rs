@@ -9,9 +9,9 @@
 //! - `v1` `Pod` (namespaced): `/api/v1/pods` and `/api/v1/namespaces/{ns}/pods[/{name}]`
 //! - `/version`
 //!
-//! Lists return everything in one page at the current global resourceVersion (`labelSelector`,
-//! `fieldSelector`, `limit`, `continue`, `resourceVersion`, `resourceVersionMatch` are accepted
-//! and ignored). Watches (`watch=true|1`) stream newline-delimited `{"type","object"}` events:
+//! Lists return pages of `limit` items with a `continue` token (everything at once without
+//! `limit`) at the current global resourceVersion (`labelSelector`, `fieldSelector`,
+//! `resourceVersion`, `resourceVersionMatch` are accepted and ignored). Watches (`watch=true|1`) stream newline-delimited `{"type","object"}` events:
 //! every retained event newer than `resourceVersion`, then live ones; a `resourceVersion` older
 //! than the retained history gets a single `ERROR` event (Status 410 `Expired`) and the stream
 //! ends. `resourceVersion` absent or `"0"` starts with synthetic `ADDED` events for the current
@@ -601,7 +601,15 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri) -> 
     };
     match (&target.name, is_watch) {
         (Some(name), _) => get_one(&shared, target.resource, target.namespace.as_deref(), name),
-        (None, false) => list(&shared, target.resource, target.namespace.as_deref()).await,
+        (None, false) => {
+            list(
+                &shared,
+                target.resource,
+                target.namespace.as_deref(),
+                &params,
+            )
+            .await
+        }
         (None, true) => watch_stream(&shared, target.resource, target.namespace, &params),
     }
 }
@@ -649,16 +657,52 @@ fn current_items(store: &Store, resource: &ResourceType, namespace: Option<&str>
         .collect()
 }
 
-async fn list(shared: &Shared, resource: &ResourceType, namespace: Option<&str>) -> Response {
+/// Lists in pages of `limit` items when asked (as kube-rs does, 500 at a time), with a `continue`
+/// token holding the next offset, so clients never hold more than a page of raw objects.
+async fn list(
+    shared: &Shared,
+    resource: &ResourceType,
+    namespace: Option<&str>,
+    params: &HashMap<String, String>,
+) -> Response {
     let mut paused = shared.paused.subscribe();
     // The sender lives in `shared`, so this only returns once unpaused.
     let _ = paused.wait_for(|paused| !*paused).await;
     let store = shared.store();
+    let offset: usize = params
+        .get("continue")
+        .and_then(|token| token.parse().ok())
+        .unwrap_or(0);
+    let limit: Option<usize> = params
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0);
+    let mut metadata = json!({ "resourceVersion": store.rv.to_string() });
+    let matching = store
+        .objects
+        .iter()
+        .filter(|((api_version, kind, ns, _), _)| {
+            api_version == resource.api_version
+                && kind == resource.kind
+                && namespace.is_none_or(|wanted| wanted == ns)
+        });
+    // Only the page is cloned: listing a large store page by page stays linear.
+    let mut items: Vec<Value> = matching
+        .skip(offset)
+        .take(limit.map_or(usize::MAX, |l| l + 1))
+        .map(|(_, object)| object.clone())
+        .collect();
+    if let Some(limit) = limit {
+        if items.len() > limit {
+            items.truncate(limit);
+            metadata["continue"] = json!((offset + limit).to_string());
+        }
+    }
     let body = json!({
         "apiVersion": resource.api_version,
         "kind": format!("{}List", resource.kind),
-        "metadata": { "resourceVersion": store.rv.to_string() },
-        "items": current_items(&store, resource, namespace),
+        "metadata": metadata,
+        "items": items,
     });
     drop(store);
     json_response(StatusCode::OK, &body)
