@@ -115,7 +115,7 @@ pub fn review(
     view: Option<&dyn ClusterView>,
     settings: &Settings,
 ) -> Reviewed {
-    let raw: Value = match serde_json::from_slice(body) {
+    let mut raw: Value = match serde_json::from_slice(body) {
         Ok(raw) => raw,
         Err(e) => {
             let uid = recover_uid(body);
@@ -143,9 +143,13 @@ pub fn review(
     if raw.get("request").is_none_or(Value::is_null) {
         return error_reply(400, &uid, "AdmissionReview has no request".to_owned());
     }
+    // The objects stay raw JSON (patches are built against exactly what the API server sent);
+    // taking them out before typing the envelope saves a deep copy and a second parse of each.
+    let object = take_object(&mut raw, "/request/object");
+    let old_object = take_object(&mut raw, "/request/oldObject");
     let request: AdmissionRequest<DynamicObject> = match serde_json::from_value::<
         AdmissionReview<DynamicObject>,
-    >(raw.clone())
+    >(raw)
     .map_err(|e| e.to_string())
     .and_then(|review| review.try_into().map_err(|e| format!("{e}")))
     {
@@ -190,8 +194,8 @@ pub fn review(
         },
         namespace: request.namespace.as_deref(),
         username: request.user_info.username.as_deref().unwrap_or_default(),
-        object: raw.pointer("/request/object").filter(|o| !o.is_null()),
-        old_object: raw.pointer("/request/oldObject").filter(|o| !o.is_null()),
+        object: object.as_ref(),
+        old_object: old_object.as_ref(),
     };
     let verdict = decide(webhook, &decision_input, view, settings);
     let outcome = if verdict.allowed() {
@@ -200,6 +204,13 @@ pub fn review(
         Outcome::Denied
     };
     respond(&request, summary, verdict, outcome)
+}
+
+/// Moves the object at `pointer` out of the review, leaving `null`; `None` when absent or null.
+fn take_object(raw: &mut Value, pointer: &str) -> Option<Value> {
+    raw.pointer_mut(pointer)
+        .map(Value::take)
+        .filter(|object| !object.is_null())
 }
 
 /// The decision behind each endpoint.

@@ -1,7 +1,53 @@
 //! Reading Kubernetes manifests: multi-document YAML or JSON, with `List` objects flattened.
 
+use std::io::Read;
+use std::path::Path;
+
 use serde::Deserialize;
 use serde_json::Value;
+
+/// Why a manifest file could not be turned into objects.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: document {index}: {message}")]
+    Parse {
+        path: String,
+        index: usize,
+        message: String,
+    },
+}
+
+impl LoadError {
+    /// A problem with the `index`th (1-based) document of the file at `path`.
+    pub fn parse(path: &Path, index: usize, message: String) -> Self {
+        Self::Parse {
+            path: path.display().to_string(),
+            index,
+            message,
+        }
+    }
+}
+
+/// Reads and parses one file, or standard input when `path` is `-`.
+pub fn read_documents(path: &Path) -> Result<Vec<Value>, LoadError> {
+    let error = |source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(error)?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(error)?
+    };
+    parse_documents(&text).map_err(|(index, message)| LoadError::parse(path, index, message))
+}
 
 /// Parses every document of `text` into JSON values, skipping empty documents and flattening
 /// `kind: List` (and `*List`) objects into their items. On error returns the 1-based document

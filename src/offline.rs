@@ -2,7 +2,6 @@
 //! decided by the same envelope code the server runs, so `check` and the live webhook cannot
 //! disagree.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -19,20 +18,7 @@ pub struct Source {
     pub object: Value,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: document {index}: {message}")]
-    Parse {
-        path: String,
-        index: usize,
-        message: String,
-    },
-}
+pub use crate::manifest::LoadError;
 
 /// Reads every object from files, directories (their `.yaml`, `.yml` and `.json` files, in name
 /// order, recursively) and `-` (standard input), in the order given.
@@ -40,15 +26,8 @@ pub fn load_sources(paths: &[PathBuf]) -> Result<Vec<Source>, LoadError> {
     let mut sources = Vec::new();
     for path in paths {
         for file in expand(path)? {
-            let text = read_text(&file)?;
+            let objects = crate::manifest::read_documents(&file)?;
             let name = file.display().to_string();
-            let objects = crate::manifest::parse_documents(&text).map_err(|(index, message)| {
-                LoadError::Parse {
-                    path: name.clone(),
-                    index,
-                    message,
-                }
-            })?;
             sources.extend(objects.into_iter().map(|object| Source {
                 file: name.clone(),
                 object,
@@ -56,19 +35,6 @@ pub fn load_sources(paths: &[PathBuf]) -> Result<Vec<Source>, LoadError> {
         }
     }
     Ok(sources)
-}
-
-fn read_text(path: &Path) -> Result<String, LoadError> {
-    let error = |source| LoadError::Read {
-        path: path.display().to_string(),
-        source,
-    };
-    if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(error)?;
-        return Ok(text);
-    }
-    std::fs::read_to_string(path).map_err(error)
 }
 
 fn expand(path: &Path) -> Result<Vec<PathBuf>, LoadError> {

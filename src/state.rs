@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::api::{string_map_at, Labels, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
+use crate::manifest::LoadError;
 
 /// Lookups decisions need. Implementations must answer from memory: no call may reach the
 /// Kubernetes API while an admission request is being handled.
@@ -41,21 +42,6 @@ pub struct Snapshot {
     pods_by_label: HashMap<String, HashMap<String, Vec<usize>>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: document {index}: {message}")]
-    Parse {
-        path: String,
-        index: usize,
-        message: String,
-    },
-}
-
 impl Snapshot {
     pub fn new(
         meshes: Vec<Mesh>,
@@ -81,28 +67,15 @@ impl Snapshot {
 
     /// Loads a multi-document YAML (or JSON) file of Mesh, MeshIdentity, Namespace and Pod
     /// objects; `List` objects are flattened. Other kinds are ignored.
-    pub fn load(path: &Path) -> Result<Self, StateError> {
-        let text = std::fs::read_to_string(path).map_err(|source| StateError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_yaml(&text).map_err(|(index, message)| StateError::Parse {
-            path: path.display().to_string(),
-            index,
-            message,
-        })
-    }
-
-    /// Parses multi-document YAML; on error returns the 1-based document index and the reason.
-    pub fn from_yaml(text: &str) -> Result<Self, (usize, String)> {
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
         let mut snapshot = Self::default();
-        for (index, object) in crate::manifest::parse_documents(text)?
+        for (index, object) in crate::manifest::read_documents(path)?
             .into_iter()
             .enumerate()
         {
             snapshot
                 .add_object(object)
-                .map_err(|message| (index + 1, message))?;
+                .map_err(|message| LoadError::parse(path, index + 1, message))?;
         }
         Ok(snapshot)
     }

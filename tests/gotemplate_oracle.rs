@@ -17,6 +17,10 @@ use serde_json::{json, Value};
 
 use kuma_identity_webhook::gotemplate::{self, Data};
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oracle-go")
 }
@@ -117,24 +121,6 @@ fn run_oracle(cases: &[Case]) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
-}
-
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
 }
 
 const HAND_WRITTEN: &[&str] = &[

@@ -16,9 +16,7 @@ use kuma_identity_webhook::live::{self, WatchConfig};
 use kuma_identity_webhook::metrics::Metrics;
 use kuma_identity_webhook::state::StateHandle;
 use support::fake_apiserver::FakeApiServer;
-use support::TestServer;
-
-const MESHIDENTITY: &str = "/validate-kuma-io-v1alpha1-meshidentity";
+use support::{meshidentity_review, TestServer, MESHIDENTITY_PATH as MESHIDENTITY};
 
 fn mesh(mode: &str) -> Value {
     json!({"apiVersion": "kuma.io/v1alpha1", "kind": "Mesh", "metadata": {"name": "default"}, "spec": {"meshServices": {"mode": mode}}})
@@ -35,21 +33,11 @@ fn pod(name: &str, labels: Value) -> Value {
 
 /// A MeshIdentity whose path needs a workload, for the `app: batch` pods.
 fn review() -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "live-1",
-            "kind": {"group": "kuma.io", "version": "v1alpha1", "kind": "MeshIdentity"},
-            "resource": {"group": "kuma.io", "version": "v1alpha1", "resource": "meshidentities"},
-            "name": "batch", "namespace": "kuma-system", "operation": "CREATE",
-            "userInfo": {"username": "admin"},
-            "object": {
-                "apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
-                "metadata": {"name": "batch", "namespace": "kuma-system"},
-                "spec": {"selector": {"dataplane": {"matchLabels": {"app": "batch"}}}, "spiffeID": {"path": "/workload/{{ .Workload }}"}}
-            }
-        }
-    }))
+    serde_json::to_vec(&meshidentity_review(json!({
+        "apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
+        "metadata": {"name": "batch", "namespace": "kuma-system"},
+        "spec": {"selector": {"dataplane": {"matchLabels": {"app": "batch"}}}, "spiffeID": {"path": "/workload/{{ .Workload }}"}}
+    })))
     .unwrap()
 }
 

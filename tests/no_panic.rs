@@ -10,22 +10,8 @@ use serde_json::{json, Value};
 
 use kuma_identity_webhook::admission::{review, Webhook};
 use kuma_identity_webhook::config::{Settings, WorkloadFallback};
+use support::rng::Rng;
 use support::{example_state, load_fixtures};
-
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const REPLACEMENTS: [fn() -> Value; 8] = [
     || Value::Null,

@@ -44,17 +44,25 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn check_prints_what_kubectl_would_and_exits_1_on_a_denial() {
-    let run = cli(&[
-        "check",
+/// `check` of `tests/fixtures/offline/apply.yaml` against the example state, with `extra` flags.
+fn check_apply_yaml(extra: &[&str]) -> Run {
+    let (file, state) = (fixture("apply.yaml"), example_state());
+    let mut args = vec!["check"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
         "-f",
-        &fixture("apply.yaml"),
+        &file,
         "--cluster-state",
-        &example_state(),
+        &state,
         "--workload-labels",
         "app.kubernetes.io/name",
     ]);
+    cli(&args)
+}
+
+#[test]
+fn check_prints_what_kubectl_would_and_exits_1_on_a_denial() {
+    let run = check_apply_yaml(&[]);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert_eq!(
         run.stdout,
@@ -104,17 +112,7 @@ fn check_exit_codes_and_json() {
     std::fs::write(dir.join("bad.yaml"), "kind: [").unwrap();
     assert_eq!(cli(&["check", "-f", dir.to_str().unwrap()]).code, 2);
 
-    let run = cli(&[
-        "check",
-        "-o",
-        "json",
-        "-f",
-        &fixture("apply.yaml"),
-        "--cluster-state",
-        &example_state(),
-        "--workload-labels",
-        "app.kubernetes.io/name",
-    ]);
+    let run = check_apply_yaml(&["-o", "json"]);
     let lines: Vec<Value> = run
         .stdout
         .lines()

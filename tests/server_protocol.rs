@@ -7,29 +7,14 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::server::routes::MAX_BODY_BYTES;
-use support::{example_state, TestServer};
-
-const MESHIDENTITY: &str = "/validate-kuma-io-v1alpha1-meshidentity";
-
-fn review(object: Value) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u-1",
-            "kind": {"group": "kuma.io", "version": "v1alpha1", "kind": "MeshIdentity"},
-            "resource": {"group": "kuma.io", "version": "v1alpha1", "resource": "meshidentities"},
-            "name": "x", "namespace": "kuma-system", "operation": "CREATE",
-            "userInfo": {"username": "admin"},
-            "object": object
-        }
-    })
-}
+use support::{
+    example_state, meshidentity_review as review, TestServer, MESHIDENTITY_PATH as MESHIDENTITY,
+};
 
 async fn still_serving(server: &TestServer) {
     let client = server.client(false);

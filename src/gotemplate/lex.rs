@@ -245,12 +245,7 @@ impl<'a> Lexer<'a> {
 
     /// Skips input before `pos`, counting the newlines in it (it was not read with `next`).
     fn ignore(&mut self) {
-        self.line += self
-            .input
-            .get(self.start..self.pos)
-            .unwrap_or("")
-            .matches('\n')
-            .count();
+        self.count_pending_lines();
         self.start = self.pos;
         self.start_line = self.line;
     }
@@ -272,6 +267,12 @@ impl<'a> Lexer<'a> {
             }
         }
         self.backup();
+    }
+
+    /// Counts the newlines of the pending item into `line`, for text scanned without `next`.
+    fn count_pending_lines(&mut self) {
+        let pending = self.input.get(self.start..self.pos).unwrap_or("");
+        self.line += pending.matches('\n').count();
     }
 
     fn errorf(&mut self, message: String) -> Option<State> {
@@ -339,12 +340,7 @@ impl<'a> Lexer<'a> {
                     trim = right_trim_length(self.input.get(self.start..self.pos).unwrap_or(""));
                 }
                 self.pos -= trim;
-                self.line += self
-                    .input
-                    .get(self.start..self.pos)
-                    .unwrap_or("")
-                    .matches('\n')
-                    .count();
+                self.count_pending_lines();
                 let item = self.this_item(ItemType::Text);
                 self.pos += trim;
                 self.ignore();
@@ -400,12 +396,7 @@ impl<'a> Lexer<'a> {
             return self.errorf("comment ends before closing delimiter".to_owned());
         }
         // The comment was skipped without `next`, so count its lines here.
-        self.line += self
-            .input
-            .get(self.start..self.pos)
-            .unwrap_or("")
-            .matches('\n')
-            .count();
+        self.count_pending_lines();
         let _comment = self.this_item(ItemType::Comment);
         if trim {
             self.pos += TRIM_MARKER_LEN;
@@ -607,39 +598,37 @@ impl<'a> Lexer<'a> {
     }
 
     fn lex_char(&mut self) -> Option<State> {
-        loop {
-            match self.next() {
-                Some('\\') => match self.next() {
-                    None | Some('\n') => {
-                        return self.errorf("unterminated character constant".to_owned())
-                    }
-                    Some(_) => {}
-                },
-                None | Some('\n') => {
-                    return self.errorf("unterminated character constant".to_owned())
-                }
-                Some('\'') => break,
-                Some(_) => {}
-            }
-        }
-        self.emit(ItemType::CharConstant)
+        self.lex_escaped_until(
+            '\'',
+            "unterminated character constant",
+            ItemType::CharConstant,
+        )
     }
 
     fn lex_quote(&mut self) -> Option<State> {
+        self.lex_escaped_until('"', "unterminated quoted string", ItemType::String)
+    }
+
+    /// Scans a single-line literal with backslash escapes up to `close`: character constants and
+    /// interpreted strings share this shape (and Go's wording differs only in the noun).
+    fn lex_escaped_until(
+        &mut self,
+        close: char,
+        unterminated: &str,
+        item: ItemType,
+    ) -> Option<State> {
         loop {
             match self.next() {
                 Some('\\') => match self.next() {
-                    None | Some('\n') => {
-                        return self.errorf("unterminated quoted string".to_owned())
-                    }
+                    None | Some('\n') => return self.errorf(unterminated.to_owned()),
                     Some(_) => {}
                 },
-                None | Some('\n') => return self.errorf("unterminated quoted string".to_owned()),
-                Some('"') => break,
+                None | Some('\n') => return self.errorf(unterminated.to_owned()),
+                Some(c) if c == close => break,
                 Some(_) => {}
             }
         }
-        self.emit(ItemType::String)
+        self.emit(item)
     }
 
     fn lex_raw_quote(&mut self) -> Option<State> {
@@ -655,31 +644,21 @@ impl<'a> Lexer<'a> {
 
     fn lex_number(&mut self) -> Option<State> {
         if !self.scan_number() {
-            let text = self
-                .input
-                .get(self.start..self.pos)
-                .unwrap_or("")
-                .to_owned();
-            return self.errorf(format!(
-                "bad number syntax: {}",
-                super::quote::go_quote(&text)
-            ));
+            return self.bad_number();
         }
         if let Some('+' | '-') = self.peek() {
             if !self.scan_number() || !self.input.get(..self.pos).unwrap_or("").ends_with('i') {
-                let text = self
-                    .input
-                    .get(self.start..self.pos)
-                    .unwrap_or("")
-                    .to_owned();
-                return self.errorf(format!(
-                    "bad number syntax: {}",
-                    super::quote::go_quote(&text)
-                ));
+                return self.bad_number();
             }
             return self.emit(ItemType::Complex);
         }
         self.emit(ItemType::Number)
+    }
+
+    fn bad_number(&mut self) -> Option<State> {
+        let text = self.input.get(self.start..self.pos).unwrap_or("");
+        let message = format!("bad number syntax: {}", super::quote::go_quote(text));
+        self.errorf(message)
     }
 
     fn scan_number(&mut self) -> bool {

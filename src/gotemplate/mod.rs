@@ -199,24 +199,39 @@ fn walk_commands(nodes: &[Node], visit: &mut dyn FnMut(&[Arg])) {
 mod tests {
     use super::*;
 
+    /// Runs `f` on a thread with half the stack of a tokio worker (2 MiB), so a recursion that
+    /// is not bounded shows up as a crash here rather than in production.
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    /// Executes `template` with no fields and no labels.
+    fn execute_empty(template: &Template) -> Result<String, ExecError> {
+        template.execute(&Data {
+            fields: &[],
+            labels: &BTreeMap::new(),
+        })
+    }
+
     /// Hostile nesting is refused with a message instead of exhausting the stack, on a thread
     /// with half the stack of a tokio worker (2 MiB).
     #[test]
     fn deep_nesting_is_refused_not_crashed() {
-        let handle = std::thread::Builder::new()
-            .stack_size(1024 * 1024)
-            .spawn(|| {
-                let parens = format!(
-                    "{{{{{}.Mesh{}}}}}",
-                    "(".repeat(100_000),
-                    ")".repeat(100_000)
-                );
-                let ifs = format!("{}x{}", "{{if 1}}".repeat(50_000), "{{end}}".repeat(50_000));
-                let blocks = "{{block \"b\" .}}".repeat(50_000);
-                [parens, ifs, blocks].map(|src| parse(&src, &["label"]).map(|_| ()))
-            })
-            .unwrap();
-        let results = handle.join().unwrap();
+        let results = on_small_stack(|| {
+            let parens = format!(
+                "{{{{{}.Mesh{}}}}}",
+                "(".repeat(100_000),
+                ")".repeat(100_000)
+            );
+            let ifs = format!("{}x{}", "{{if 1}}".repeat(50_000), "{{end}}".repeat(50_000));
+            let blocks = "{{block \"b\" .}}".repeat(50_000);
+            [parens, ifs, blocks].map(|src| parse(&src, &["label"]).map(|_| ()))
+        });
         assert!(results[0]
             .as_ref()
             .unwrap_err()
@@ -236,27 +251,17 @@ mod tests {
 
     #[test]
     fn recursion_through_nested_templates_is_bounded() {
-        let handle = std::thread::Builder::new()
-            .stack_size(1024 * 1024)
-            .spawn(|| {
-                let nested = format!(
-                    "{}{{{{template \"r\" .}}}}{}",
-                    "{{if 1}}".repeat(90),
-                    "{{end}}".repeat(90)
-                );
-                let src =
-                    format!("{{{{define \"r\"}}}}{nested}{{{{end}}}}{{{{template \"r\" .}}}}");
-                let template = parse(&src, &[]).unwrap();
-                let labels = BTreeMap::new();
-                template
-                    .execute(&Data {
-                        fields: &[],
-                        labels: &labels,
-                    })
-                    .map(|_| ())
-            })
-            .unwrap();
-        let err = handle.join().unwrap().unwrap_err();
+        let err = on_small_stack(|| {
+            let nested = format!(
+                "{}{{{{template \"r\" .}}}}{}",
+                "{{if 1}}".repeat(90),
+                "{{end}}".repeat(90)
+            );
+            let src = format!("{{{{define \"r\"}}}}{nested}{{{{end}}}}{{{{template \"r\" .}}}}");
+            let template = parse(&src, &[]).unwrap();
+            execute_empty(&template).map(|_| ())
+        })
+        .unwrap_err();
         assert!(err.0.contains("nested deeper than"), "{err}");
     }
 
@@ -267,13 +272,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        let labels = BTreeMap::new();
-        let err = template
-            .execute(&Data {
-                fields: &[],
-                labels: &labels,
-            })
-            .unwrap_err();
+        let err = execute_empty(&template).unwrap_err();
         assert!(
             err.0.contains("exceeded maximum template depth (100)"),
             "{err}"
@@ -283,13 +282,7 @@ mod tests {
     #[test]
     fn runaway_loops_stop() {
         let template = parse("{{range 1000000000}}x{{end}}", &[]).unwrap();
-        let labels = BTreeMap::new();
-        let err = template
-            .execute(&Data {
-                fields: &[],
-                labels: &labels,
-            })
-            .unwrap_err();
+        let err = execute_empty(&template).unwrap_err();
         assert!(err.0.contains("execution stopped"), "{err}");
     }
 

@@ -31,43 +31,49 @@ fn wrong(path: &str, expected: &'static str, value: Option<&Value>) -> Denial {
     }
 }
 
-/// `obj[key]` as an optional object; null/absent → `None`.
+/// `obj[key]` read by `cast`; null/absent → `None`, any other type → a `Denial` naming `path`.
+fn optional<'a, T>(
+    obj: &'a Object,
+    key: &str,
+    path: &str,
+    expected: &'static str,
+    cast: fn(&'a Value) -> Option<T>,
+) -> Result<Option<T>, Denial> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => cast(value)
+            .map(Some)
+            .ok_or_else(|| wrong(path, expected, Some(value))),
+    }
+}
+
+/// `obj[key]` as an optional object.
 pub(super) fn opt_object<'a>(
     obj: &'a Object,
     key: &str,
     path: &str,
 ) -> Result<Option<&'a Object>, Denial> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map)),
-        other => Err(wrong(path, "an object", other)),
-    }
+    optional(obj, key, path, "an object", Value::as_object)
 }
 
-/// `obj[key]` as an optional array; null/absent → `None`.
+/// `obj[key]` as an optional array.
 pub(super) fn opt_array<'a>(
     obj: &'a Object,
     key: &str,
     path: &str,
 ) -> Result<Option<&'a [Value]>, Denial> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => Ok(Some(items.as_slice())),
-        other => Err(wrong(path, "an array", other)),
-    }
+    optional(obj, key, path, "an array", |v| {
+        v.as_array().map(Vec::as_slice)
+    })
 }
 
-/// `obj[key]` as an optional string; null/absent → `None`.
+/// `obj[key]` as an optional string.
 pub(super) fn opt_str<'a>(
     obj: &'a Object,
     key: &str,
     path: &str,
 ) -> Result<Option<&'a str>, Denial> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str())),
-        other => Err(wrong(path, "a string", other)),
-    }
+    optional(obj, key, path, "a string", Value::as_str)
 }
 
 /// `value` must be an object (used for the pod itself and list entries we write into).

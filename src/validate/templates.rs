@@ -41,19 +41,13 @@ fn check_trust_domain(
         TRUST_DOMAIN_FIELDS,
         findings,
     )?;
-    let bad_literal = template.literal_texts().into_iter().find_map(|text| {
-        text.chars()
-            .find(|c| !is_trust_domain_char(*c))
-            .map(|c| (text, c))
-    });
-    if let Some((text, c)) = bad_literal {
-        findings.invalid(
-            TRUST_DOMAIN_FIELD,
-            format!(
-                "literal text {text:?} contains {c:?}: {}",
-                spiffe::SpiffeError::BadTrustDomainChar
-            ),
-        );
+    if has_bad_literal(
+        &template,
+        TRUST_DOMAIN_FIELD,
+        is_trust_domain_char,
+        spiffe::SpiffeError::BadTrustDomainChar,
+        findings,
+    ) {
         return None;
     }
     let rendered = match render_trust_domain(&template, identity, settings) {
@@ -75,21 +69,38 @@ fn check_trust_domain(
     }
 }
 
+/// Reports the first character outside `allowed` in the template's literal text: no rendering
+/// can make such a template valid, so saying so beats a message about one rendered value.
+fn has_bad_literal(
+    template: &Template,
+    field: &str,
+    allowed: fn(char) -> bool,
+    error: spiffe::SpiffeError,
+    findings: &mut Findings,
+) -> bool {
+    let bad_literal = template
+        .literal_texts()
+        .into_iter()
+        .find_map(|text| text.chars().find(|c| !allowed(*c)).map(|c| (text, c)));
+    let Some((text, c)) = bad_literal else {
+        return false;
+    };
+    findings.invalid(
+        field,
+        format!("literal text {text:?} contains {c:?}: {error}"),
+    );
+    true
+}
+
 fn check_path(source: &str, findings: &mut Findings) -> Option<Template> {
     let template = parse_checked(source, PATH_FIELD, PATH_FIELDS, findings)?;
-    let bad_literal = template.literal_texts().into_iter().find_map(|text| {
-        text.chars()
-            .find(|c| *c != '/' && !is_path_segment_char(*c))
-            .map(|c| (text, c))
-    });
-    if let Some((text, c)) = bad_literal {
-        findings.invalid(
-            PATH_FIELD,
-            format!(
-                "literal text {text:?} contains {c:?}: {}",
-                spiffe::SpiffeError::BadPathSegmentChar
-            ),
-        );
+    if has_bad_literal(
+        &template,
+        PATH_FIELD,
+        |c| c == '/' || is_path_segment_char(c),
+        spiffe::SpiffeError::BadPathSegmentChar,
+        findings,
+    ) {
         return None;
     }
     if !source.is_empty() && !source.starts_with('/') && !source.starts_with("{{") {

@@ -84,6 +84,16 @@ const RESOURCES: &[ResourceType] = &[
 /// (apiVersion, kind, namespace or "", name)
 type ObjectKey = (String, String, String, String);
 
+/// The store key of an object: cluster-scoped objects have the empty namespace.
+fn key_of(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> ObjectKey {
+    (
+        api_version.to_owned(),
+        kind.to_owned(),
+        namespace.unwrap_or("").to_owned(),
+        name.to_owned(),
+    )
+}
+
 #[derive(Debug)]
 struct Event {
     rv: u64,
@@ -262,12 +272,7 @@ impl FakeApiServer {
         namespace: Option<&str>,
         name: &str,
     ) -> bool {
-        let key: ObjectKey = (
-            api_version.to_owned(),
-            kind.to_owned(),
-            namespace.unwrap_or("").to_owned(),
-            name.to_owned(),
-        );
+        let key = key_of(api_version, kind, namespace, name);
         let mut store = self.shared.store();
         let Some(mut object) = store.objects.remove(&key) else {
             return false;
@@ -297,12 +302,7 @@ impl FakeApiServer {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value> {
-        let key: ObjectKey = (
-            api_version.to_owned(),
-            kind.to_owned(),
-            namespace.unwrap_or("").to_owned(),
-            name.to_owned(),
-        );
+        let key = key_of(api_version, kind, namespace, name);
         self.shared.store().objects.get(&key).cloned()
     }
 
@@ -394,7 +394,7 @@ impl Drop for FakeApiServer {
 }
 
 #[allow(clippy::panic)]
-fn object_key(object: &Value) -> (String, String, String, String) {
+fn object_key(object: &Value) -> ObjectKey {
     let field = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
     let (Some(api_version), Some(kind), Some(name)) = (
         field("/apiVersion"),
@@ -403,13 +403,7 @@ fn object_key(object: &Value) -> (String, String, String, String) {
     ) else {
         panic!("fake apiserver: object needs apiVersion, kind and metadata.name: {object}");
     };
-    let namespace = field("/metadata/namespace").unwrap_or("");
-    (
-        api_version.to_owned(),
-        kind.to_owned(),
-        namespace.to_owned(),
-        name.to_owned(),
-    )
+    key_of(api_version, kind, field("/metadata/namespace"), name)
 }
 
 fn watch_line(event_type: &str, object: &Value) -> String {
@@ -620,12 +614,7 @@ fn get_one(
     namespace: Option<&str>,
     name: &str,
 ) -> Response {
-    let key: ObjectKey = (
-        resource.api_version.to_owned(),
-        resource.kind.to_owned(),
-        namespace.unwrap_or("").to_owned(),
-        name.to_owned(),
-    );
+    let key = key_of(resource.api_version, resource.kind, namespace, name);
     match shared.store().objects.get(&key) {
         Some(object) => json_response(StatusCode::OK, object),
         None => {
@@ -644,17 +633,25 @@ fn get_one(
     }
 }
 
-fn current_items(store: &Store, resource: &ResourceType, namespace: Option<&str>) -> Vec<Value> {
+/// The stored objects of `resource`, in `namespace` when given.
+fn matching<'a>(
+    store: &'a Store,
+    resource: &'a ResourceType,
+    namespace: Option<&'a str>,
+) -> impl Iterator<Item = &'a Value> + 'a {
     store
         .objects
         .iter()
-        .filter(|((api_version, kind, ns, _), _)| {
+        .filter(move |((api_version, kind, ns, _), _)| {
             api_version == resource.api_version
                 && kind == resource.kind
                 && namespace.is_none_or(|wanted| wanted == ns)
         })
-        .map(|(_, object)| object.clone())
-        .collect()
+        .map(|(_, object)| object)
+}
+
+fn current_items(store: &Store, resource: &ResourceType, namespace: Option<&str>) -> Vec<Value> {
+    matching(store, resource, namespace).cloned().collect()
 }
 
 /// Lists in pages of `limit` items when asked (as kube-rs does, 500 at a time), with a `continue`
@@ -678,19 +675,12 @@ async fn list(
         .and_then(|l| l.parse().ok())
         .filter(|l| *l > 0);
     let mut metadata = json!({ "resourceVersion": store.rv.to_string() });
-    let matching = store
-        .objects
-        .iter()
-        .filter(|((api_version, kind, ns, _), _)| {
-            api_version == resource.api_version
-                && kind == resource.kind
-                && namespace.is_none_or(|wanted| wanted == ns)
-        });
+    let matching = matching(&store, resource, namespace);
     // Only the page is cloned: listing a large store page by page stays linear.
     let mut items: Vec<Value> = matching
         .skip(offset)
         .take(limit.map_or(usize::MAX, |l| l + 1))
-        .map(|(_, object)| object.clone())
+        .cloned()
         .collect();
     if let Some(limit) = limit {
         if items.len() > limit {

@@ -4,6 +4,7 @@
 
 pub mod fake_apiserver;
 pub mod inject_fixture;
+pub mod rng;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -121,6 +122,29 @@ impl TestServer {
         let body = response.json::<Value>().await.unwrap_or(Value::Null);
         (status, body)
     }
+}
+
+/// The path of the MeshIdentity validating webhook.
+pub const MESHIDENTITY_PATH: &str = "/validate-kuma-io-v1alpha1-meshidentity";
+
+/// A CREATE AdmissionReview (uid `u-1`) of `object` as a MeshIdentity in `kuma-system`.
+pub fn meshidentity_review(object: Value) -> Value {
+    let name = object
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(json!("x"));
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "kind": {"group": "kuma.io", "version": "v1alpha1", "kind": "MeshIdentity"},
+            "resource": {"group": "kuma.io", "version": "v1alpha1", "resource": "meshidentities"},
+            "name": name, "namespace": "kuma-system", "operation": "CREATE",
+            "userInfo": {"username": "admin"},
+            "object": object
+        }
+    })
 }
 
 pub fn tempdir() -> PathBuf {
