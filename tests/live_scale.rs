@@ -1,6 +1,7 @@
-//! Memory and start-up time with a large cluster: the real binary watches a fake API server
-//! holding N pods; reports the server's RSS once ready and the time from start to ready.
-//! Slow, so ignored by default:
+//! The real binary, pointed at a fake API server through a kubeconfig as it would be outside a
+//! cluster: readiness follows the initial list and decisions come from the watched state. With
+//! a large cluster it also measures memory and start-up time (RSS once ready, time from start
+//! to ready); that one is slow, so ignored by default:
 //!   cargo test --release --test live_scale -- --ignored --nocapture
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use support::fake_apiserver::FakeApiServer;
-use support::tempdir;
+use support::{meshidentity_review, tempdir, MESHIDENTITY_PATH};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -49,61 +50,159 @@ fn pod(i: usize) -> serde_json::Value {
     })
 }
 
-async fn measure(pods: usize) -> (Duration, u64) {
-    let fake = FakeApiServer::start().await;
-    fake.apply(json!({"apiVersion": "kuma.io/v1alpha1", "kind": "Mesh", "metadata": {"name": "default"}, "spec": {"meshServices": {"mode": "Exclusive"}}}));
-    for i in 0..pods {
-        fake.apply(pod(i));
+/// The binary under test, serving with dev certificates in a temporary directory and reading
+/// the cluster from the fake through a kubeconfig. Killed on drop.
+struct Binary {
+    child: std::process::Child,
+    port: u16,
+    admin: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
-    let dir = tempdir();
-    let kubeconfig = dir.join("kubeconfig");
-    fake.write_kubeconfig(&kubeconfig);
-    let (port, admin) = (free_port(), free_port());
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kuma-identity-webhook"))
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .args([
-            "--tls-cert",
-            dir.join("tls.crt").to_str().unwrap(),
-            "--tls-key",
-            dir.join("tls.key").to_str().unwrap(),
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    loop {
-        let ready = client
-            .get(format!("http://127.0.0.1:{admin}/readyz"))
-            .send()
-            .await
-            .map(|r| r.status() == 200)
-            .unwrap_or(false);
-        if ready {
-            break;
+}
+
+impl Binary {
+    fn start(fake: &FakeApiServer) -> Self {
+        let dir = tempdir();
+        let kubeconfig = dir.join("kubeconfig");
+        fake.write_kubeconfig(&kubeconfig);
+        let (port, admin) = (free_port(), free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_kuma-identity-webhook"))
+            .args([
+                "serve",
+                "--dev",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin-listen",
+                &format!("127.0.0.1:{admin}"),
+            ])
+            .args([
+                "--tls-cert",
+                dir.join("tls.crt").to_str().unwrap(),
+                "--tls-key",
+                dir.join("tls.key").to_str().unwrap(),
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            port,
+            admin,
+            dir,
         }
+    }
+
+    /// `/readyz` on the admin port; `None` while nothing listens yet.
+    async fn readyz(&self) -> Option<u16> {
+        let url = format!("http://127.0.0.1:{}/readyz", self.admin);
+        let response = reqwest::get(url).await.ok()?;
+        Some(response.status().as_u16())
+    }
+
+    async fn wait_ready(&self, started: Instant, limit: Duration) {
+        while self.readyz().await != Some(200) {
+            assert!(started.elapsed() < limit, "not ready after {limit:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A client that trusts only the dev CA the binary wrote, and checks the name `localhost`.
+    fn client(&self) -> reqwest::Client {
+        let ca = std::fs::read(self.dir.join("ca.crt")).unwrap();
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .resolve("localhost", ([127, 0, 0, 1], self.port).into())
+            .use_rustls_tls()
+            .build()
+            .unwrap()
+    }
+}
+
+fn mesh(mode: &str) -> serde_json::Value {
+    json!({"apiVersion": "kuma.io/v1alpha1", "kind": "Mesh", "metadata": {"name": "default"}, "spec": {"meshServices": {"mode": mode}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_follows_the_cluster_named_by_kubeconfig() {
+    let fake = FakeApiServer::start().await;
+    fake.apply(mesh("Exclusive"));
+    fake.pause_lists(true);
+    let binary = Binary::start(&fake);
+    let started = Instant::now();
+    while binary.readyz().await.is_none() {
         assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "not ready after 300 s"
+            started.elapsed() < Duration::from_secs(30),
+            "admin port never opened"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        binary.readyz().await,
+        Some(503),
+        "ready before the initial list"
+    );
+
+    fake.pause_lists(false);
+    binary.wait_ready(started, Duration::from_secs(30)).await;
+    let review = meshidentity_review(json!({
+        "apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
+        "metadata": {"name": "web", "namespace": "kuma-system", "labels": {"kuma.io/mesh": "default"}},
+        "spec": {"selector": {"dataplane": {"matchLabels": {"app": "web"}}}, "spiffeID": {"path": "/ns/{{ .Namespace }}"}}
+    }));
+    let client = binary.client();
+    let allowed = || async {
+        let url = format!("https://localhost:{}{MESHIDENTITY_PATH}", binary.port);
+        let body: serde_json::Value = client
+            .post(url)
+            .json(&review)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["response"]["uid"], "u-1", "{body}");
+        body["response"]["allowed"].as_bool().unwrap()
+    };
+    assert!(
+        allowed().await,
+        "a MeshIdentity of an Exclusive mesh is admitted"
+    );
+
+    fake.apply(mesh("Disabled"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while allowed().await {
+        assert!(
+            Instant::now() < deadline,
+            "the Mesh update never reached the decision"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn measure(pods: usize) -> (Duration, u64) {
+    let fake = FakeApiServer::start().await;
+    fake.apply(mesh("Exclusive"));
+    for i in 0..pods {
+        fake.apply(pod(i));
+    }
+    let started = Instant::now();
+    let binary = Binary::start(&fake);
+    binary.wait_ready(started, Duration::from_secs(300)).await;
     let to_ready = started.elapsed();
     // Let the allocator settle after the initial list.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss = rss_kib(child.id());
-    child.kill().unwrap();
-    child.wait().unwrap();
-    (to_ready, rss)
+    (to_ready, rss_kib(binary.child.id()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
