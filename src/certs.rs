@@ -1,7 +1,9 @@
 //! Development certificates: a throwaway CA and a serving certificate signed by it, so the
 //! quickstart needs no openssl.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
@@ -25,6 +27,16 @@ pub struct GeneratedPair {
     pub key_pem: String,
 }
 
+/// A generated CA is valid this long: it outlives any serving certificate it signs, and dev and
+/// `certs` installs are expected to be re-run long before then.
+const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// A generated serving certificate is valid for a year, so the expiry metric means something
+/// (rcgen's default runs to the year 4096) and a forgotten dev pair does not live forever.
+const SERVING_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Validity starts this long in the past, so a node whose clock lags a little still accepts a
+/// certificate generated a moment ago.
+const CLOCK_SKEW: Duration = Duration::from_secs(3600);
+
 /// DNS names the serving certificate carries: loopback for local use and the in-cluster
 /// Service names kube-apiserver dials.
 pub fn serving_names(service: &str, namespace: &str) -> Vec<String> {
@@ -45,6 +57,7 @@ pub fn generate(names: &[String]) -> Result<GeneratedPair, CertError> {
         .push(DnType::CommonName, "kuma-identity-webhook CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    set_validity(&mut ca_params, CA_VALIDITY);
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
     sign_serving(names, &issuer, ca_cert.pem())
@@ -88,6 +101,7 @@ fn sign_serving(
         KeyUsagePurpose::KeyEncipherment,
     ];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    set_validity(&mut params, SERVING_VALIDITY);
     let cert = params.signed_by(&key, issuer)?;
     Ok(GeneratedPair {
         ca_cert_pem,
@@ -119,10 +133,30 @@ pub fn ensure_dev_pair(
                 source,
             })?;
         }
-        std::fs::write(path, pem).map_err(|source| CertError::Write {
+        write_private(path, pem).map_err(|source| CertError::Write {
             path: path.to_path_buf(),
             source,
         })?;
     }
     Ok(Some(ca_path))
+}
+
+fn set_validity(params: &mut CertificateParams, validity: Duration) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - CLOCK_SKEW;
+    params.not_after = now + validity;
+}
+
+/// Writes `contents` readable by the owner only: these files hold private keys (or sit beside
+/// them), and a world-readable key on a shared machine is a leaked key.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // `mode` only applies when the file is created; an existing file is narrowed too.
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(contents.as_bytes())
 }

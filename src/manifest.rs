@@ -55,10 +55,24 @@ pub fn read_documents(path: &Path) -> Result<Vec<Value>, LoadError> {
 pub fn parse_documents(text: &str) -> Result<Vec<Value>, (usize, String)> {
     let mut objects = Vec::new();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(document).map_err(|e| (index + 1, e.to_string()))?;
+        let value = match Value::deserialize(document) {
+            Ok(value) => value,
+            // kubectl also reads a stream of JSON objects with nothing between them, which is
+            // not YAML; the YAML error stands when the text is not such a stream either.
+            Err(e) => return parse_json_stream(text).ok_or((index + 1, e.to_string())),
+        };
         flatten_into(value, &mut objects);
     }
     Ok(objects)
+}
+
+/// Concatenated JSON values (`{...}{...}` or one per line), flattened like YAML documents.
+fn parse_json_stream(text: &str) -> Option<Vec<Value>> {
+    let mut objects = Vec::new();
+    for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
+        flatten_into(value.ok()?, &mut objects);
+    }
+    Some(objects)
 }
 
 fn flatten_into(value: Value, out: &mut Vec<Value>) {
@@ -97,6 +111,17 @@ mod tests {
     fn json_is_yaml() {
         let docs = parse_documents(r#"{"kind": "Pod", "metadata": {"name": "x"}}"#).unwrap();
         assert_eq!(docs[0]["metadata"]["name"], "x");
+    }
+
+    #[test]
+    fn json_streams() {
+        let docs = parse_documents(
+            "{\"kind\": \"Pod\"}\n{\"kind\": \"List\", \"items\": [{\"kind\": \"Mesh\"}]}{\"kind\": \"Namespace\"}",
+        )
+        .unwrap();
+        let kinds: Vec<_> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["Pod", "Mesh", "Namespace"]);
+        assert!(parse_documents("{\"kind\": \"Pod\"} {").is_err());
     }
 
     #[test]

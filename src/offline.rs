@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::admission::{self, Webhook};
+use crate::api::Labels;
+use crate::registration::{self, Call, NAMESPACE_NAME_LABEL};
 use crate::config::Settings;
 use crate::state::{ClusterView, Snapshot};
 
@@ -61,17 +63,61 @@ fn expand(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
-/// The webhooks kube-apiserver would call for an object of this kind, in order (mutating first).
-pub fn webhooks_for(object: &Value) -> Vec<Webhook> {
+/// The webhooks kube-apiserver would call for `object`, in order (mutating first): the shipped
+/// registrations' rules and selectors decide, so pods in `kube-system`, in opted-out namespaces
+/// or of the webhook itself are left alone offline exactly as in a cluster.
+pub fn webhooks_for(object: &Value, operation: &str, state: &dyn ClusterView) -> Vec<Webhook> {
     let api_version = object
         .get("apiVersion")
         .and_then(Value::as_str)
         .unwrap_or("");
-    match (api_version, object.get("kind").and_then(Value::as_str)) {
-        ("kuma.io/v1alpha1", Some("MeshIdentity")) => vec![Webhook::ValidateMeshIdentity],
-        ("kuma.io/v1alpha1", Some("Mesh")) => vec![Webhook::ValidateMesh],
-        ("v1", Some("Pod")) => vec![Webhook::MutatePod, Webhook::ValidatePod],
-        _ => Vec::new(),
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let object_labels: Labels = object
+        .pointer("/metadata/labels")
+        .and_then(|labels| serde_json::from_value(labels.clone()).ok())
+        .unwrap_or_default();
+    let namespace_labels = namespace_of(object).map(|namespace| {
+        let mut labels = state.namespace_labels(namespace).cloned().unwrap_or_default();
+        // kube-apiserver labels every Namespace with its name; a state file need not.
+        labels.insert(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned());
+        labels
+    });
+    let call = Call {
+        group,
+        version,
+        resource: &resource_of(kind),
+        operation,
+        object_labels: &object_labels,
+        namespace_labels: namespace_labels.as_ref(),
+    };
+    registration::shipped()
+        .iter()
+        .filter(|r| r.applies(&call))
+        .map(|r| r.webhook)
+        .collect()
+}
+
+/// The namespace a namespaced object lands in: its own, else `default` as kubectl would pick with
+/// no `-n`; `None` for cluster-scoped kinds (Mesh, Namespace).
+fn namespace_of(object: &Value) -> Option<&str> {
+    match object.get("kind").and_then(Value::as_str) {
+        Some("Mesh" | "Namespace") => None,
+        _ => Some(
+            object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default"),
+        ),
+    }
+}
+
+/// The plural resource name of the kinds this project handles (`pods`, `meshidentities`).
+fn resource_of(kind: &str) -> String {
+    match kind {
+        "MeshIdentity" => "meshidentities".to_owned(),
+        "Mesh" => "meshes".to_owned(),
+        other => format!("{}s", other.to_lowercase()),
     }
 }
 
@@ -83,14 +129,8 @@ pub fn review_body(object: &Value, old_object: Option<&Value>, uid: &str, userna
         .and_then(Value::as_str)
         .unwrap_or("");
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let resource = match kind {
-        "MeshIdentity" => "meshidentities".to_owned(),
-        "Mesh" => "meshes".to_owned(),
-        other => format!("{}s", other.to_lowercase()),
-    };
-    let namespace = object
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str);
+    let resource = resource_of(kind);
+    let namespace = namespace_of(object);
     let gvk = json!({"group": group, "version": version, "kind": kind});
     let gvr = json!({"group": group, "version": version, "resource": resource});
     let mut request = json!({
@@ -170,7 +210,8 @@ pub fn check(
         let mut object = source.object.clone();
         let old = state.object(&object);
         let mut answers = Vec::new();
-        for webhook in webhooks_for(&object) {
+        let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
+        for webhook in webhooks_for(&object, operation, state) {
             let uid = format!("offline-{index}-{}", webhook.path());
             let body = review_body(&object, old.as_ref(), &uid, username);
             let bytes = serde_json::to_vec(&body).unwrap_or_default();

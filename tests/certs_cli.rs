@@ -69,6 +69,17 @@ async fn certs_writes_a_usable_pair_secret_and_ca_bundle() {
         sans.contains("kuma-identity-webhook.mesh-ops.svc.cluster.local"),
         "{sans}"
     );
+    // A year's validity, starting a little in the past for clock skew.
+    let validity = parsed.validity();
+    let days = (validity.not_after.timestamp() - validity.not_before.timestamp()) / 86_400;
+    assert!((365..=366).contains(&days), "valid for {days} days");
+    // Key material is readable by its owner only.
+    #[cfg(unix)]
+    for file in ["tls.key", "secret.yaml"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join(file)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} mode {mode:o}");
+    }
 
     // No silent overwrite.
     let again = certs(&["--out-dir", out.to_str().unwrap()]);

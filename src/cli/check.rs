@@ -61,11 +61,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
     };
     let settings = args.decisions.settings();
     let results = offline::check(&sources, &mut state, &settings, &args.user);
-    for result in &results {
-        match args.output {
-            Output::Text => print_text(result),
-            Output::Json => println!("{}", as_json(result)),
+    match args.output {
+        Output::Text => {
+            let errors: Vec<ApplyError> = results.iter().filter_map(print_text).collect();
+            report_errors(&errors);
         }
+        Output::Json => results.iter().for_each(|r| println!("{}", as_json(r))),
     }
     if results.iter().any(|r| r.denial().is_some()) {
         ExitCode::from(DENIED)
@@ -86,35 +87,105 @@ fn resource_name(result: &ObjectResult) -> String {
     format!("{}{group}/{}", result.kind.to_lowercase(), result.name)
 }
 
-fn print_text(result: &ObjectResult) {
+/// Prints what kubectl prints as it goes (the success line, warnings) and returns the error it
+/// would collect for a denied object.
+fn print_text(result: &ObjectResult) -> Option<ApplyError> {
     for warning in result.warnings() {
         eprintln!("Warning: {warning}");
     }
-    match result.denial() {
-        None => println!(
-            "{} {} (server dry run)",
-            resource_name(result),
-            if result.update {
-                "configured"
-            } else {
-                "created"
-            }
-        ),
-        Some(denial) => {
-            let status = &denial.response["response"]["status"];
-            let action = if result.update {
-                "applying patch for"
-            } else {
-                "creating"
-            };
-            eprintln!(
-                "Error from server ({}): error when {action} \"{}\": admission webhook \"{}\" denied the request: {}",
-                status["reason"].as_str().unwrap_or("BadRequest"),
-                result.file,
-                denial.webhook.name(),
-                status["message"].as_str().unwrap_or_default()
-            );
+    let Some(denial) = result.denial() else {
+        let verb = if result.update {
+            "configured"
+        } else {
+            "created"
+        };
+        println!("{} {verb} (server dry run)", resource_name(result));
+        return None;
+    };
+    let status = denial.response["response"]["status"].clone();
+    let action = if result.update {
+        "applying patch for"
+    } else {
+        "creating"
+    };
+    // kube-apiserver prefixes the webhook's message; kubectl then names the source file.
+    let message = format!(
+        "error when {action} \"{}\": admission webhook \"{}\" denied the request: {}",
+        result.file,
+        denial.webhook.name(),
+        status["message"].as_str().unwrap_or_default()
+    );
+    Some(ApplyError { status, message })
+}
+
+/// A denial as kubectl holds it: the API server's Status and its message with the source added.
+struct ApplyError {
+    status: Value,
+    message: String,
+}
+
+impl ApplyError {
+    fn reason(&self) -> &str {
+        self.status["reason"].as_str().unwrap_or_default()
+    }
+
+    /// kubectl's one-line form of an API error (`StandardErrorMessage`).
+    fn standard(&self) -> String {
+        match self.reason() {
+            "" => format!("Error from server: {}", self.message),
+            reason => format!("Error from server ({reason}): {}", self.message),
         }
+    }
+
+    /// kubectl's form for a lone `Invalid` error: the object, then each field cause, with the
+    /// message itself left out (the causes carry it).
+    fn invalid(&self) -> String {
+        let details = &self.status["details"];
+        if details.is_null() {
+            return format!("The request is invalid: {}", self.message);
+        }
+        let text = |key: &str| details[key].as_str().unwrap_or_default();
+        let subject = if !text("kind").is_empty() || !text("name").is_empty() {
+            format!("The {} \"{}\" is invalid", text("kind"), text("name"))
+        } else if !text("group").is_empty() {
+            format!("The request for {} is invalid", text("group"))
+        } else {
+            "The request is invalid".to_owned()
+        };
+        let mut causes: Vec<String> = Vec::new();
+        for cause in details["causes"].as_array().into_iter().flatten() {
+            let line = format!(
+                "{}: {}",
+                cause["field"].as_str().unwrap_or_default(),
+                cause["message"].as_str().unwrap_or_default()
+            );
+            // kubectl drops repeated causes.
+            if !causes.contains(&line) {
+                causes.push(line);
+            }
+        }
+        match causes.as_slice() {
+            [] => subject,
+            [one] => format!("{subject}: {one}"),
+            many => format!(
+                "{subject}: \n{}",
+                many.iter()
+                    .map(|c| format!("* {c}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+        }
+    }
+}
+
+/// What kubectl prints once every object was applied: a lone error in its own form (the
+/// field-by-field one when it is `Invalid`), several errors one standard line each.
+fn report_errors(errors: &[ApplyError]) {
+    match errors {
+        [] => {}
+        [only] if only.reason() == "Invalid" => eprintln!("{}", only.invalid()),
+        [only] => eprintln!("{}", only.standard()),
+        many => many.iter().for_each(|e| eprintln!("{}", e.standard())),
     }
 }
 

@@ -2,6 +2,7 @@
 //! that verify the chain and the DNS name, and the admission fixture format.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod fake_apiserver;
 pub mod inject_fixture;
 pub mod rng;
