@@ -1,6 +1,7 @@
 //! Serving-certificate rotation without a restart: rewritten in place, swapped by a kubelet-style
-//! `..data` symlink flip, and a half-written pair that must be ignored. A client keeps making
-//! requests on fresh connections the whole time and none may fail.
+//! `..data` symlink flip, and a mismatched or half-written pair that must be ignored. A client
+//! keeps making requests on fresh connections the whole time and none may fail, and a
+//! connection opened before the first rotation keeps working with its original certificate.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -71,6 +72,81 @@ async fn wait_for(
     started.elapsed()
 }
 
+/// One keep-alive HTTP/1.1 connection held open across rotations.
+struct HeldConnection {
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+}
+
+impl HeldConnection {
+    async fn open(addr: std::net::SocketAddr, roots: &rustls::RootCertStore) -> Self {
+        let config = rustls::ClientConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let stream = connector
+            .connect("localhost".try_into().unwrap(), tcp)
+            .await
+            .unwrap();
+        Self { stream }
+    }
+
+    /// The certificate this connection was set up with.
+    fn certificate(&self) -> Vec<u8> {
+        self.stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    }
+
+    /// `GET /healthz` on this same connection; the status line.
+    async fn healthz(&mut self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        let mut chunk = [0u8; 1024];
+        // Read the whole response (head, then `content-length` bytes of body), so the next
+        // request on this connection starts clean.
+        loop {
+            let text = String::from_utf8_lossy(&response).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap();
+                if response.len() >= end + 4 + length {
+                    return text.lines().next().unwrap_or_default().to_owned();
+                }
+            }
+            let n = self.stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the held connection was closed");
+            response.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// `notAfter` of a PEM certificate, in Unix seconds.
+fn not_after(pem: &str) -> i64 {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    pem.parse_x509().unwrap().validity().not_after.timestamp()
+}
+
+fn expiry_metric(metrics: &Metrics) -> i64 {
+    let text = metrics.encode();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("kuma_identity_webhook_tls_certificate_expiry_timestamp_seconds "))
+        .unwrap_or_else(|| panic!("no expiry metric:\n{text}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    value as i64
+}
+
 fn write_pair(dir: &Path, pair: &GeneratedPair) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("tls.crt"), &pair.cert_pem).unwrap();
@@ -112,6 +188,10 @@ async fn rotation_in_place_by_symlink_flip_and_half_written() {
     ));
     let watcher = tokio::spawn(store.clone().watch(metrics.clone()));
     assert_eq!(presented(addr, &roots).await, leaf_der(&pairs[0].cert_pem));
+    assert_eq!(expiry_metric(&metrics), not_after(&pairs[0].cert_pem));
+    // An open connection set up with the first pair; it must keep working throughout.
+    let mut held = HeldConnection::open(addr, &roots).await;
+    assert_eq!(held.healthz().await, "HTTP/1.1 200 OK");
 
     // A client that keeps requesting on fresh connections throughout.
     let stop = Arc::new(AtomicBool::new(false));
@@ -149,12 +229,31 @@ async fn rotation_in_place_by_symlink_flip_and_half_written() {
     std::os::unix::fs::symlink("..2026_11_22_2", volume.join("..data_tmp")).unwrap();
     std::fs::rename(volume.join("..data_tmp"), volume.join("..data")).unwrap();
     let flipped = wait_for(addr, &roots, &leaf_der(&pairs[2].cert_pem), "symlink flip").await;
+    assert_eq!(expiry_metric(&metrics), not_after(&pairs[2].cert_pem));
 
     // 3. A certificate without its key: ignored, the last good pair keeps being served.
     std::fs::write(volume.join("..2026_11_22_2/tls.crt"), &pairs[3].cert_pem).unwrap();
     tokio::time::sleep(server::reload::POLL_INTERVAL * 3).await;
     assert_eq!(presented(addr, &roots).await, leaf_der(&pairs[2].cert_pem));
-    assert!(metrics.tls_reload_errors.get() >= 1);
+    let errors_after_mismatch = metrics.tls_reload_errors.get();
+    assert!(errors_after_mismatch >= 1);
+
+    // 4. Half-written: the matching key, but the certificate cut off mid-file. Still ignored.
+    let cert = &pairs[3].cert_pem;
+    std::fs::write(volume.join("..2026_11_22_2/tls.key"), &pairs[3].key_pem).unwrap();
+    std::fs::write(
+        volume.join("..2026_11_22_2/tls.crt"),
+        &cert[..cert.len() / 2],
+    )
+    .unwrap();
+    tokio::time::sleep(server::reload::POLL_INTERVAL * 3).await;
+    assert_eq!(presented(addr, &roots).await, leaf_der(&pairs[2].cert_pem));
+    assert!(metrics.tls_reload_errors.get() > errors_after_mismatch);
+    assert_eq!(expiry_metric(&metrics), not_after(&pairs[2].cert_pem));
+
+    // The connection opened before any rotation still serves, with the pair it began with.
+    assert_eq!(held.healthz().await, "HTTP/1.1 200 OK");
+    assert_eq!(held.certificate(), leaf_der(&pairs[0].cert_pem));
 
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
@@ -167,9 +266,6 @@ async fn rotation_in_place_by_symlink_flip_and_half_written() {
     );
     assert!(ok.load(Ordering::Relaxed) > 10);
     assert!(metrics.tls_reloads.get() >= 2);
-    assert!(metrics
-        .encode()
-        .contains("kuma_identity_webhook_tls_certificate_expiry_timestamp_seconds "));
     eprintln!("rotation seen after {in_place:?} (in place) and {flipped:?} (symlink flip)");
     std::fs::remove_dir_all(volume).unwrap();
 }
