@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 
 use crate::admission::{self, Webhook};
 use crate::api::Labels;
-use crate::registration::{self, Call, NAMESPACE_NAME_LABEL};
 use crate::config::Settings;
+use crate::registration::{self, Call, NAMESPACE_NAME_LABEL};
 use crate::state::{ClusterView, Snapshot};
 
 /// One object read from a manifest, with where it came from.
@@ -78,7 +78,10 @@ pub fn webhooks_for(object: &Value, operation: &str, state: &dyn ClusterView) ->
         .and_then(|labels| serde_json::from_value(labels.clone()).ok())
         .unwrap_or_default();
     let namespace_labels = namespace_of(object).map(|namespace| {
-        let mut labels = state.namespace_labels(namespace).cloned().unwrap_or_default();
+        let mut labels = state
+            .namespace_labels(namespace)
+            .cloned()
+            .unwrap_or_default();
         // kube-apiserver labels every Namespace with its name; a state file need not.
         labels.insert(NAMESPACE_NAME_LABEL.to_owned(), namespace.to_owned());
         labels

@@ -121,8 +121,9 @@ impl Registration {
 /// Every registration of `manifest` (multi-document YAML of webhook configurations), mutating
 /// ones first, in the order kube-apiserver runs them.
 pub fn parse(manifest: &str) -> Result<Vec<Registration>, RegistrationError> {
-    let documents = crate::manifest::parse_documents(manifest)
-        .map_err(|(index, message)| RegistrationError::Parse(format!("document {index}: {message}")))?;
+    let documents = crate::manifest::parse_documents(manifest).map_err(|(index, message)| {
+        RegistrationError::Parse(format!("document {index}: {message}"))
+    })?;
     let mut registrations = Vec::new();
     for document in documents {
         let mutating = match document.get("kind").and_then(Value::as_str) {
@@ -296,7 +297,10 @@ mod tests {
             hooks(call("meshidentities", "CREATE", Some(&anywhere))),
             [Webhook::ValidateMeshIdentity]
         );
-        assert_eq!(hooks(call("meshes", "UPDATE", None)), [Webhook::ValidateMesh]);
+        assert_eq!(
+            hooks(call("meshes", "UPDATE", None)),
+            [Webhook::ValidateMesh]
+        );
         assert!(hooks(call("meshes", "CREATE", None)).is_empty());
     }
 }

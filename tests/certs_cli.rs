@@ -77,7 +77,10 @@ async fn certs_writes_a_usable_pair_secret_and_ca_bundle() {
     #[cfg(unix)]
     for file in ["tls.key", "secret.yaml"] {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(out.join(file)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(out.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{file} mode {mode:o}");
     }
 

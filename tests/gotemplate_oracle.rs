@@ -47,12 +47,7 @@ fn go_binary() -> PathBuf {
             .unwrap();
         assert!(created.success(), "python3 -m venv failed");
         let installed = Command::new(venv.join("bin/pip"))
-            .args([
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-            ])
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/requirements.txt"))
             .status()
             .unwrap();

@@ -382,7 +382,8 @@ fn check_follows_the_registered_selectors() {
         "namespace/opted-out created (server dry run)\npod/in-kube-system created (server dry run)\npod/in-opted-out created (server dry run)\npod/webhook created (server dry run)\n"
     );
     assert!(
-        run.stderr.contains("cannot manually set kuma.io/workload label on Pod")
+        run.stderr
+            .contains("cannot manually set kuma.io/workload label on Pod")
             && run.stderr.lines().count() == 1,
         "only the pod in apps is judged: {}",
         run.stderr

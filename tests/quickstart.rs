@@ -59,7 +59,10 @@ async fn readme_quickstart_works_as_written() {
             .unwrap();
         assert_eq!(response.status().as_u16(), 200);
         let got: Value = response.json().await.unwrap();
-        assert_eq!(got, answer, "http2={http2}: the README shows another answer");
+        assert_eq!(
+            got, answer,
+            "http2={http2}: the README shows another answer"
+        );
         // The TLS listener answers health checks too.
         let health = binary.client(http2).get(binary.url("/readyz")).send().await;
         assert_eq!(health.unwrap().status().as_u16(), 200);
@@ -70,7 +73,8 @@ async fn readme_quickstart_works_as_written() {
     let denied = metrics
         .lines()
         .find(|l| {
-            l.contains("validate-kuma-io-v1alpha1-meshidentity") && l.contains("denied")
+            l.contains("validate-kuma-io-v1alpha1-meshidentity")
+                && l.contains("denied")
                 && !l.starts_with('#')
         })
         .unwrap_or_else(|| panic!("no denied request counted:\n{metrics}"));
@@ -128,5 +132,8 @@ async fn env_twin_of_enforcement_changes_the_verdict() {
     assert_eq!(denied["allowed"], false, "{denied}");
     let warned = review(&warn).await;
     assert_eq!(warned["allowed"], true, "{warned}");
-    assert!(warned["warnings"].as_array().is_some_and(|w| !w.is_empty()), "{warned}");
+    assert!(
+        warned["warnings"].as_array().is_some_and(|w| !w.is_empty()),
+        "{warned}"
+    );
 }
