@@ -43,6 +43,7 @@ pub struct Metrics {
     pub store_objects: Family<ResourceLabels, Gauge>,
     pub sync_age: Family<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub watch_restarts: Family<ResourceLabels, Counter>,
+    pub decode_errors: Family<ResourceLabels, Counter>,
     pub snapshots_published: Counter,
 }
 
@@ -80,7 +81,7 @@ impl Metrics {
         });
         registry.register(
             "admission_duration_seconds",
-            "Time to decide an admission request, body read included",
+            "Time from the end of an admission request's head to its decision, body read included",
             latency.clone(),
         );
         let pod_denials = Family::<ReasonLabels, Counter>::default();
@@ -123,7 +124,7 @@ impl Metrics {
             Family::<ResourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         registry.register(
             "store_last_sync_age_seconds",
-            "Seconds since each watch last received data successfully",
+            "Seconds since each resource's watch last made progress (a list, an event, a stream kept open); the oldest of its watches",
             sync_age.clone(),
         );
         let watch_restarts = Family::<ResourceLabels, Counter>::default();
@@ -131,6 +132,12 @@ impl Metrics {
             "watch_restarts",
             "Watch errors after which the watch backed off and resumed",
             watch_restarts.clone(),
+        );
+        let decode_errors = Family::<ResourceLabels, Counter>::default();
+        registry.register(
+            "watch_decode_errors",
+            "Watched objects that did not decode and were left out of the cluster state",
+            decode_errors.clone(),
         );
         let snapshots_published = Counter::default();
         registry.register(
@@ -150,6 +157,7 @@ impl Metrics {
             store_objects,
             sync_age,
             watch_restarts,
+            decode_errors,
             snapshots_published,
         }
     }
@@ -177,6 +185,12 @@ impl Metrics {
 
     pub fn watch_restart(&self, resource: &'static str) {
         self.watch_restarts
+            .get_or_create(&ResourceLabels { resource })
+            .inc();
+    }
+
+    pub fn decode_error(&self, resource: &'static str) {
+        self.decode_errors
             .get_or_create(&ResourceLabels { resource })
             .inc();
     }

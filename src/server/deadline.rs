@@ -7,11 +7,17 @@
 //! dribbling headers. This wrapper separates the two: it watches the bytes read for the end of a
 //! request head (`\r\n\r\n`) and applies the header deadline only while a head is arriving, and
 //! the idle deadline while nothing is.
+//!
+//! Once a head is complete the request is busy and none of these deadlines apply: the admission
+//! handlers bound the body read themselves ([`super::routes::BODY_READ_TIMEOUT`]) and answer 408.
+//! The request stays busy until the final response starts going out; interim `1xx` responses
+//! (hyper writes `100 Continue` before it reads the body of an `Expect: 100-continue` request)
+//! do not end it, or the body that follows would be taken for the next head.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -24,9 +30,28 @@ enum Phase {
     Idle,
     /// Reading a request head; `matched` counts the bytes of `\r\n\r\n` seen so far.
     Head { matched: u8 },
-    /// Head complete: the body and the handler run under the request timeout, not ours.
-    Busy,
+    /// Head complete: the body and the handler run under the handler's body-read timeout, not
+    /// ours. `out` follows the response bytes written so far, to tell an interim response from
+    /// the final one.
+    Busy { out: Out },
 }
+
+/// Where the response side of a busy request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// At the start of a response head, `seen` bytes into it.
+    Status { seen: u8 },
+    /// Inside an interim (`1xx`) response head; `matched` counts the bytes of `\r\n\r\n` seen.
+    Interim { matched: u8 },
+}
+
+/// A response head starts with `HTTP/1.1 `, so its status class is the byte at this offset.
+const STATUS_CLASS_OFFSET: u8 = 9;
+
+/// The phase right after a head completes: nothing of the response written yet.
+const BUSY: Phase = Phase::Busy {
+    out: Out::Status { seen: 0 },
+};
 
 pub struct Deadlines {
     /// How long a request head may take from its first byte (and the first one after the
@@ -41,6 +66,11 @@ pub struct DeadlineIo<S> {
     phase: Phase,
     deadlines: Deadlines,
     timer: Pin<Box<Sleep>>,
+    /// The task of the last read that found nothing to read. hyper does not read again until
+    /// that read is woken, so when the final response starts and the idle deadline is armed, the
+    /// reader is woken to poll (and so register) the timer; otherwise an idle connection would
+    /// wait on the socket alone, under no deadline.
+    read_waker: Option<Waker>,
 }
 
 impl<S> DeadlineIo<S> {
@@ -52,19 +82,51 @@ impl<S> DeadlineIo<S> {
             phase: Phase::Head { matched: 0 },
             deadlines,
             timer,
+            read_waker: None,
         }
     }
 
     fn arm(&mut self, after: Duration) {
         self.timer.as_mut().reset(Instant::now() + after);
     }
-    /// A response going out ends the busy phase: what is read next is the next request.
-    fn response_started(&mut self) {
-        if self.phase == Phase::Busy {
-            self.phase = Phase::Idle;
-            self.arm(self.deadlines.idle);
+    /// Follows response bytes just written: the final response going out ends the busy phase,
+    /// and what is read next is the next request.
+    fn wrote(&mut self, bytes: &[u8]) {
+        if let Phase::Busy { out } = self.phase {
+            match advance_written(out, bytes) {
+                Some(out) => self.phase = Phase::Busy { out },
+                None => {
+                    self.phase = Phase::Idle;
+                    self.arm(self.deadlines.idle);
+                    if let Some(reader) = self.read_waker.take() {
+                        reader.wake();
+                    }
+                }
+            }
         }
     }
+}
+
+/// Advances over response bytes written while a request is busy; `None` once a final (non-1xx)
+/// response has begun.
+fn advance_written(mut out: Out, bytes: &[u8]) -> Option<Out> {
+    for &byte in bytes {
+        out = match out {
+            Out::Status { seen } if seen == STATUS_CLASS_OFFSET => {
+                if byte == b'1' {
+                    Out::Interim { matched: 0 }
+                } else {
+                    return None;
+                }
+            }
+            Out::Status { seen } => Out::Status { seen: seen + 1 },
+            Out::Interim { matched } => match next_match(matched, byte) {
+                4 => Out::Status { seen: 0 },
+                matched => Out::Interim { matched },
+            },
+        };
+    }
+    Some(out)
 }
 
 /// Advances the phase over bytes just read; also says whether a new request head began.
@@ -79,10 +141,10 @@ fn advance(mut phase: Phase, bytes: &[u8]) -> (Phase, bool) {
                 }
             }
             Phase::Head { matched } => match next_match(matched, byte) {
-                4 => Phase::Busy,
+                4 => BUSY,
                 matched => Phase::Head { matched },
             },
-            Phase::Busy => return (Phase::Busy, head_started),
+            busy @ Phase::Busy { .. } => return (busy, head_started),
         };
     }
     (phase, head_started)
@@ -119,7 +181,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for DeadlineIo<S> {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                if self.phase != Phase::Busy && self.timer.as_mut().poll(cx).is_ready() {
+                match &mut self.read_waker {
+                    Some(waker) => waker.clone_from(cx.waker()),
+                    None => self.read_waker = Some(cx.waker().clone()),
+                }
+                let busy = matches!(self.phase, Phase::Busy { .. });
+                if !busy && self.timer.as_mut().poll(cx).is_ready() {
                     let what = if self.phase == Phase::Idle {
                         "idle connection"
                     } else {
@@ -142,8 +209,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<S> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.response_started();
-        Pin::new(&mut self.inner).poll_write(cx, data)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = polled {
+            self.wrote(data.get(..n).unwrap_or(data));
+        }
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -159,8 +229,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.response_started();
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(mut n)) = polled {
+            for buf in bufs {
+                if n == 0 {
+                    break;
+                }
+                let taken = n.min(buf.len());
+                self.wrote(buf.get(..taken).unwrap_or(buf));
+                n -= taken;
+            }
+        }
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -171,6 +251,149 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    #[test]
+    fn interim_responses_do_not_end_the_request() {
+        let start = Out::Status { seen: 0 };
+        assert_eq!(
+            advance_written(start, b"HTTP/1.1 100 Continue\r\n\r\n"),
+            Some(start)
+        );
+        assert_eq!(advance_written(start, b"HTTP/1.1 200 OK\r\n"), None);
+        assert_eq!(
+            advance_written(
+                start,
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n"
+            ),
+            None
+        );
+        // Writes may split a head anywhere.
+        let mut out = start;
+        for piece in [
+            &b"HTTP/1"[..],
+            b".1 1",
+            b"00 Continue\r",
+            b"\n\r\n",
+            b"HTTP/1.1 ",
+        ] {
+            out = advance_written(out, piece).unwrap();
+        }
+        assert_eq!(advance_written(out, b"413"), None);
+    }
+
+    /// Serves HTTP/1.1 on `io` with a handler that echoes the request body.
+    async fn echo(io: DeadlineIo<DuplexStream>) -> Result<(), hyper::Error> {
+        let service = hyper::service::service_fn(|request: hyper::Request<Incoming>| async move {
+            let body = request.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(body)))
+        });
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .await
+    }
+
+    /// Reads one response: its head, then as many body bytes as its `content-length` says.
+    async fn read_response(client: &mut DuplexStream) -> String {
+        let mut got = Vec::new();
+        loop {
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                if got.len() >= end + 4 + length {
+                    return text;
+                }
+            }
+            let mut buf = [0u8; 1024];
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed after {text:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// hyper answers `Expect: 100-continue` with an interim response before it reads the body;
+    /// the body that follows must not be held to the header deadline, and the connection must
+    /// then be idle under the idle deadline.
+    #[tokio::test]
+    async fn a_body_after_100_continue_is_not_held_to_the_header_deadline() {
+        let deadlines = Deadlines {
+            header: Duration::from_millis(200),
+            idle: Duration::from_secs(30),
+        };
+        let (mut client, server) = tokio::io::duplex(4096);
+        let served = tokio::spawn(echo(DeadlineIo::new(server, deadlines)));
+        let exchange = async {
+            client
+                .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\ncontent-length: 6\r\n\r\n")
+                .await
+                .unwrap();
+            let interim = read_response(&mut client).await;
+            assert!(
+                interim.starts_with("HTTP/1.1 100 Continue\r\n"),
+                "{interim}"
+            );
+            // The body takes longer than the header deadline to arrive.
+            for piece in [b"ab", b"cd", b"ef"] {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                client.write_all(piece).await.unwrap();
+            }
+            let response = read_response(&mut client).await;
+            assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+            assert!(response.ends_with("\r\n\r\nabcdef"), "{response}");
+            // Idle for longer than the header deadline, then reused.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            client
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let response = read_response(&mut client).await;
+            assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .unwrap();
+        assert!(!served.is_finished());
+    }
+
+    /// The deadlines themselves: a head that stalls is cut off at the header deadline, an idle
+    /// connection at the idle one.
+    #[tokio::test]
+    async fn stalled_heads_and_idle_connections_are_cut_off() {
+        let deadlines = || Deadlines {
+            header: Duration::from_millis(200),
+            idle: Duration::from_millis(600),
+        };
+        let (mut stalled, server) = tokio::io::duplex(4096);
+        let started = Instant::now();
+        let served = tokio::spawn(echo(DeadlineIo::new(server, deadlines())));
+        stalled.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert!(served.await.unwrap().is_err());
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(600), "{elapsed:?}");
+
+        let (mut idle, server) = tokio::io::duplex(4096);
+        let served = tokio::spawn(echo(DeadlineIo::new(server, deadlines())));
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        read_response(&mut idle).await;
+        let started = Instant::now();
+        // hyper ends an idle connection whose read fails quietly, with Ok, so only the end counts.
+        let ended = tokio::time::timeout(Duration::from_secs(5), served).await;
+        assert!(ended.is_ok(), "idle connection still open");
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(550), "{elapsed:?}");
+        let mut rest = Vec::new();
+        assert_eq!(idle.read_to_end(&mut rest).await.unwrap(), 0);
+    }
 
     #[test]
     fn head_end_matching() {

@@ -10,13 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use hyper::server::conn::{http1, http2};
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use deadline::{DeadlineIo, Deadlines};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A client gets this long to finish its TLS handshake; a half-open handshake otherwise pins a
 /// task and a socket.
@@ -32,6 +36,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const HYPER_HEADER_TIMEOUT: Duration = Duration::from_secs(130);
 /// HTTP/2 connections are probed with PINGs at this interval so dead peers are noticed.
 const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// After an idle HTTP/2 connection is sent GOAWAY, a request that crossed it on the wire gets
+/// this long to be answered before the connection is dropped; our handlers answer in
+/// milliseconds, so this only bounds a peer that stops reading.
+const H2_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `router` over TLS on `listener` until the task is dropped. Each connection runs in its
 /// own task; a failing connection never affects the others.
@@ -77,42 +85,105 @@ async fn serve_connection(
             return;
         }
     };
-    let negotiated_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    let result = if negotiated_h2 {
-        // HTTP/2 framing is binary, so the head-watching deadlines do not apply; PING keep-alive
-        // notices dead peers instead.
-        serve_http(tls, router).await
+    let deadlines = Deadlines {
+        header: HEADER_TIMEOUT,
+        idle: IDLE_TIMEOUT,
+    };
+    // The protocol follows ALPN alone: HTTP/2 over TLS must be negotiated that way (RFC 9113
+    // §3.2), and sniffing the first bytes instead would leave a client that negotiated h2 and
+    // then sent nothing waiting in the sniffer, outside every deadline.
+    let result = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        serve_h2(tls, router, deadlines).await
     } else {
-        let deadlines = Deadlines {
-            header: HEADER_TIMEOUT,
-            idle: IDLE_TIMEOUT,
-        };
-        serve_http(DeadlineIo::new(tls, deadlines), router).await
+        serve_http1(DeadlineIo::new(tls, deadlines), router).await
     };
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 
-async fn serve_http<I>(
-    io: I,
-    router: Router,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+async fn serve_http1<I>(io: I, router: Router) -> Result<(), BoxError>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(HYPER_HEADER_TIMEOUT);
-    builder
-        .http2()
+        .header_read_timeout(HYPER_HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(router))
+        .await?;
+    Ok(())
+}
+
+/// Serves HTTP/2 under the same deadlines as HTTP/1.1, counted in whole requests because the
+/// framing is binary: the first request must arrive within `deadlines.header` of the handshake
+/// (else the connection is dropped), and a connection with no request in flight for
+/// `deadlines.idle` is sent GOAWAY. hyper has no header timeout for HTTP/2, and its PINGs only
+/// notice dead peers, not live ones that never send a request. A stream whose headers stall
+/// after the first request is bounded by the idle deadline: a stalled header block blocks the
+/// whole connection, so only that client is held up.
+async fn serve_h2<I>(io: I, router: Router, deadlines: Deadlines) -> Result<(), BoxError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // Requests in flight on this connection; every change (a request arriving or finishing)
+    // wakes the watchdog below and restarts its timer.
+    let (in_flight, mut activity) = watch::channel(0usize);
+    let in_flight = Arc::new(in_flight);
+    // Held here as well so `changed()` never reports a closed channel while we wait.
+    let _sender = Arc::clone(&in_flight);
+    let tower = TowerToHyperService::new(router);
+    let service = hyper::service::service_fn(move |request| {
+        let guard = InFlight::enter(Arc::clone(&in_flight));
+        let call = tower.call(request);
+        async move {
+            let _guard = guard;
+            call.await
+        }
+    });
+    let connection = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
-        .keep_alive_interval(H2_KEEPALIVE_INTERVAL);
-    let service = TowerToHyperService::new(router);
-    builder.serve_connection(TokioIo::new(io), service).await
+        .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut served_any = false;
+    loop {
+        let quiet = if served_any {
+            deadlines.idle
+        } else {
+            deadlines.header
+        };
+        let busy = *activity.borrow_and_update() > 0;
+        tokio::select! {
+            result = connection.as_mut() => return Ok(result?),
+            _ = activity.changed() => served_any = true,
+            () = tokio::time::sleep(quiet), if !busy => break,
+        }
+    }
+    if !served_any {
+        return Err("HTTP/2 connection sent no request within the header timeout".into());
+    }
+    connection.as_mut().graceful_shutdown();
+    match tokio::time::timeout(H2_SHUTDOWN_GRACE, connection).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err("HTTP/2 connection did not close after GOAWAY".into()),
+    }
+}
+
+/// Counts one request in flight for as long as it lives.
+struct InFlight(Arc<watch::Sender<usize>>);
+
+impl InFlight {
+    fn enter(count: Arc<watch::Sender<usize>>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// Serves the admin router over plain HTTP.

@@ -2,11 +2,11 @@
 //! metrics on the admin listener.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{header, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -22,6 +22,14 @@ use crate::validate::Verdict;
 /// the limit is crossed, without buffering the rest.
 pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 
+/// How long a review body may take to arrive once its request head is in. kube-apiserver gives a
+/// webhook call at most 30 s in all, and the deployed webhooks set `timeoutSeconds` 5 and 3, so a
+/// body still arriving after 10 s belongs to a call the API server has already given up on; the
+/// deadline stops a client that trickles a body from holding a connection and a task for ever.
+/// The connection-level deadlines stop at the end of the head, so this is the only bound on the
+/// body.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct App {
     pub state: Arc<StateHandle>,
@@ -35,7 +43,7 @@ pub fn admission_router(app: App) -> Router {
     for webhook in Webhook::ALL {
         router = router.route(
             webhook.path(),
-            post(move |state: State<App>, body: Bytes| admit(webhook, state, body)),
+            post(move |state: State<App>, request: Request| admit(webhook, state, request)),
         );
     }
     router
@@ -54,8 +62,13 @@ pub fn admin_router(app: App) -> Router {
         .with_state(app)
 }
 
-async fn admit(webhook: Webhook, State(app): State<App>, body: Bytes) -> Response {
+async fn admit(webhook: Webhook, State(app): State<App>, request: Request) -> Response {
+    // Timed from the end of the request head, so the latency metric includes the body read.
     let started = Instant::now();
+    let body = match read_body(request, BODY_READ_TIMEOUT).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let view = app.state.get();
     let reviewed = admission::review(webhook, &body, view.as_deref(), &app.settings);
     let elapsed = started.elapsed();
@@ -82,6 +95,29 @@ async fn admit(webhook: Webhook, State(app): State<App>, body: Bytes) -> Respons
     let status =
         StatusCode::from_u16(reviewed.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(reviewed.body)).into_response()
+}
+
+/// Reads a request body of at most [`MAX_BODY_BYTES`] (413 beyond, as soon as the limit is
+/// crossed) within `within` (408 after).
+async fn read_body(request: Request, within: Duration) -> Result<Bytes, Response> {
+    let version = request.version();
+    match tokio::time::timeout(within, Bytes::from_request(request, &())).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(rejection)) => Err(rejection.into_response()),
+        Err(_) => {
+            let message = format!("request body not received within {within:?}");
+            let mut response = (StatusCode::REQUEST_TIMEOUT, message).into_response();
+            // The rest of the body may still be on its way, so an HTTP/1 connection cannot carry
+            // another request; HTTP/2 resets just the stream and forbids the header.
+            if version < Version::HTTP_2 {
+                response.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+            }
+            Err(response)
+        }
+    }
 }
 
 /// Per-webhook reason metrics: pod denials, injection outcomes.
@@ -123,4 +159,62 @@ async fn metrics(State(app): State<App>) -> Response {
         app.metrics.encode(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::convert::Infallible;
+
+    use axum::body::Body;
+    use tower::{Layer, ServiceExt};
+
+    /// Reads `body` the way the admission routes do, behind the same body limit; answers 200
+    /// with the body's length when it was read.
+    async fn read(body: Body, within: Duration) -> Response {
+        let service = tower::service_fn(move |request: Request| async move {
+            Ok::<_, Infallible>(match read_body(request, within).await {
+                Ok(body) => body.len().to_string().into_response(),
+                Err(refused) => refused,
+            })
+        });
+        let limited = DefaultBodyLimit::max(MAX_BODY_BYTES).layer(service);
+        match limited.oneshot(Request::new(body)).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_arrive_in_time_gets_408() {
+        // A body that trickles in for ever: a byte now and then, never the end.
+        let trickle = futures::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Some((Ok::<_, std::io::Error>(Bytes::from_static(b" ")), ()))
+        });
+        let started = Instant::now();
+        let refused = read(Body::from_stream(trickle), Duration::from_millis(200)).await;
+        let elapsed = started.elapsed();
+        assert_eq!(refused.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(refused.headers()[header::CONNECTION], "close");
+        assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn bodies_up_to_the_limit_are_read_in_time_and_larger_ones_get_413() {
+        let full = read(
+            Body::from(vec![b' '; MAX_BODY_BYTES]),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(full.status(), StatusCode::OK);
+        let over = read(
+            Body::from(vec![b' '; MAX_BODY_BYTES + 1]),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
 }
