@@ -1,16 +1,21 @@
-//! Cluster state from the Kubernetes API: one watch per resource feeding an in-memory copy of
-//! what decisions need, published as immutable [`Snapshot`]s. Admission requests only ever read
-//! the latest snapshot: no Kubernetes request is made while a request is being decided.
+//! Cluster state from the Kubernetes API: one watch per resource (per namespace for pods with
+//! `--watch-namespaces`) feeding an in-memory copy of what decisions need, published as immutable
+//! [`Snapshot`]s. Admission requests only ever read the latest snapshot: no Kubernetes request
+//! is made while a request is being decided.
 //!
 //! Objects are reduced on arrival (pods to [`PodInfo`], namespaces to their labels), so a large
 //! cluster's pods cost a few hundred bytes each. Watches back off and resume on errors, re-list on
 //! `410 Gone`, and refresh credentials as kube-rs does.
 
 use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use hyper::body::{Body, Frame, SizeHint};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -24,6 +29,11 @@ use crate::state::{Snapshot, StateHandle};
 const PUBLISH_DEBOUNCE: Duration = Duration::from_millis(100);
 /// How often readiness and the sync-age metrics are re-evaluated.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+/// A watch connection the API server has kept open this long counts as recovery, and one that
+/// ends sooner as a failure. A quiet resource sends no event after a reconnect, so an open
+/// stream is the only sign it works; a response that is cut off or errors as it starts (a proxy
+/// dropping it, a truncated body) is over well before this.
+const WATCH_SETTLE: Duration = Duration::from_secs(2);
 
 /// The resources watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,13 +96,31 @@ pub struct WatchConfig {
 
 type Key = (String, String);
 
-/// The reduced objects, per resource.
-#[derive(Default)]
-struct Objects {
-    meshes: HashMap<String, Mesh>,
-    identities: HashMap<Key, MeshIdentity>,
-    namespaces: HashMap<String, NamespaceInfo>,
-    pods: HashMap<Key, Arc<PodInfo>>,
+/// What one watch covers: a resource in one namespace, or in all of them (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scope {
+    resource: Resource,
+    namespace: Option<String>,
+}
+
+impl Scope {
+    /// How readiness messages name the watch.
+    fn describe(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} in {ns}", self.resource.plural()),
+            None => self.resource.plural().to_owned(),
+        }
+    }
+}
+
+/// A watch connection the API server answered with success and that is still streaming.
+#[derive(Clone, Copy)]
+struct OpenWatch {
+    /// Tells this connection from the next one, so a late close does not end the newer one.
+    id: u64,
+    since: Instant,
+    /// Counted as recovery already (once per connection).
+    credited: bool,
 }
 
 /// One watch's health.
@@ -101,35 +129,87 @@ struct WatchHealth {
     synced: bool,
     last_success: Instant,
     failing_since: Option<Instant>,
+    last_error: Option<Instant>,
+    open: Option<OpenWatch>,
+}
+
+impl WatchHealth {
+    /// Real progress: a completed list or a watch event, or a connection kept open.
+    fn progressed(&mut self, now: Instant) {
+        self.last_success = now;
+        self.failing_since = None;
+    }
+
+    fn failed(&mut self, now: Instant) {
+        self.failing_since.get_or_insert(now);
+        self.last_error = Some(now);
+    }
+
+    fn stale(&self, bound: Duration) -> bool {
+        self.failing_since
+            .is_some_and(|since| since.elapsed() > bound)
+    }
+}
+
+/// The objects one watch has seen, and its health. Each watch owns its partition, so a
+/// (re-)list replaces only what that watch covers, and readiness needs every partition synced.
+struct Partition {
+    scope: Scope,
+    objects: HashMap<Key, Reduced>,
+    health: WatchHealth,
 }
 
 struct Shared {
-    objects: Mutex<Objects>,
-    health: Mutex<HashMap<Resource, WatchHealth>>,
+    partitions: Mutex<Vec<Partition>>,
+    connections: AtomicU64,
     changed: tokio::sync::Notify,
 }
 
-/// A reduced object, ready to store. Meshes and identities are boxed: they are few, and large
-/// next to the pods that make up most events.
+impl Shared {
+    /// The partition index of the watch a request is for.
+    fn index_of(&self, resource: Resource, namespace: Option<&str>) -> Option<usize> {
+        let partitions = self.partitions.lock().ok()?;
+        partitions
+            .iter()
+            .position(|p| p.scope.resource == resource && p.scope.namespace.as_deref() == namespace)
+    }
+
+    fn with_health(&self, index: usize, f: impl FnOnce(&mut WatchHealth)) {
+        if let Ok(mut partitions) = self.partitions.lock() {
+            if let Some(partition) = partitions.get_mut(index) {
+                f(&mut partition.health);
+            }
+        }
+    }
+}
+
+/// A reduced object, ready to store. Everything but pods is boxed: they are few, and pods make
+/// up most of the store, so the entry stays two words.
 enum Reduced {
     Mesh(Box<Mesh>),
     Identity(Box<MeshIdentity>),
-    Namespace(NamespaceInfo),
-    Pod(PodInfo),
+    Namespace(Box<NamespaceInfo>),
+    Pod(Arc<PodInfo>),
 }
 
-fn reduce(resource: Resource, object: DynamicObject) -> Option<Reduced> {
-    let value = serde_json::to_value(object).ok()?;
-    Some(match resource {
-        Resource::Meshes => Reduced::Mesh(Box::new(serde_json::from_value(value).ok()?)),
-        Resource::MeshIdentities => {
-            Reduced::Identity(Box::new(serde_json::from_value(value).ok()?))
-        }
-        Resource::Namespaces => Reduced::Namespace(NamespaceInfo {
-            name: value.pointer("/metadata/name")?.as_str()?.to_owned(),
+fn reduce(resource: Resource, object: DynamicObject) -> Result<Reduced, String> {
+    let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
+    Ok(match resource {
+        Resource::Meshes => Reduced::Mesh(Box::new(
+            serde_json::from_value(value).map_err(|e| e.to_string())?,
+        )),
+        Resource::MeshIdentities => Reduced::Identity(Box::new(
+            serde_json::from_value(value).map_err(|e| e.to_string())?,
+        )),
+        Resource::Namespaces => Reduced::Namespace(Box::new(NamespaceInfo {
+            name: value
+                .pointer("/metadata/name")
+                .and_then(serde_json::Value::as_str)
+                .ok_or("metadata.name missing")?
+                .to_owned(),
             labels: string_map_at(&value, "/metadata/labels"),
-        }),
-        Resource::Pods => Reduced::Pod(PodInfo::from_json(&value, None)),
+        })),
+        Resource::Pods => Reduced::Pod(Arc::new(PodInfo::from_json(&value, None))),
     })
 }
 
@@ -140,59 +220,52 @@ fn key_of(object: &DynamicObject) -> Key {
     )
 }
 
-impl Objects {
-    fn clear(&mut self, resource: Resource) {
-        match resource {
-            Resource::Meshes => self.meshes.clear(),
-            Resource::MeshIdentities => self.identities.clear(),
-            Resource::Namespaces => self.namespaces.clear(),
-            Resource::Pods => self.pods.clear(),
-        }
-    }
+/// Objects held for `resource`, over all its watches.
+fn count(partitions: &[Partition], resource: Resource) -> usize {
+    partitions
+        .iter()
+        .filter(|p| p.scope.resource == resource)
+        .map(|p| p.objects.len())
+        .sum()
+}
 
-    fn insert(&mut self, key: Key, reduced: Reduced) {
+/// Every partition merged into one snapshot.
+fn snapshot(partitions: &[Partition]) -> Snapshot {
+    let (mut meshes, mut identities, mut namespaces) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pods = Vec::with_capacity(count(partitions, Resource::Pods));
+    for reduced in partitions.iter().flat_map(|p| p.objects.values()) {
         match reduced {
-            Reduced::Mesh(mesh) => {
-                self.meshes.insert(key.1, *mesh);
-            }
-            Reduced::Identity(identity) => {
-                self.identities.insert(key, *identity);
-            }
-            Reduced::Namespace(namespace) => {
-                self.namespaces.insert(key.1, namespace);
-            }
-            Reduced::Pod(pod) => {
-                self.pods.insert(key, Arc::new(pod));
-            }
+            Reduced::Mesh(mesh) => meshes.push(Mesh::clone(mesh)),
+            Reduced::Identity(identity) => identities.push(MeshIdentity::clone(identity)),
+            Reduced::Namespace(namespace) => namespaces.push(NamespaceInfo::clone(namespace)),
+            Reduced::Pod(pod) => pods.push(Arc::clone(pod)),
         }
     }
+    Snapshot::new(meshes, identities, namespaces, pods)
+}
 
-    fn remove(&mut self, resource: Resource, key: &Key) {
-        match resource {
-            Resource::Meshes => drop(self.meshes.remove(&key.1)),
-            Resource::MeshIdentities => drop(self.identities.remove(key)),
-            Resource::Namespaces => drop(self.namespaces.remove(&key.1)),
-            Resource::Pods => drop(self.pods.remove(key)),
-        }
+/// The watches to run: one per resource, but MeshIdentities in the system namespace only, and
+/// pods once per listed namespace when `--watch-namespaces` is given.
+fn scopes(config: &WatchConfig) -> Vec<Scope> {
+    let mut scopes = Vec::new();
+    for resource in Resource::ALL {
+        let namespaces = match resource {
+            Resource::MeshIdentities => vec![Some(config.system_namespace.clone())],
+            Resource::Pods if !config.pod_namespaces.is_empty() => {
+                let mut namespaces = config.pod_namespaces.clone();
+                // The same namespace twice would be two watches filling one partition slot.
+                namespaces.sort_unstable();
+                namespaces.dedup();
+                namespaces.into_iter().map(Some).collect()
+            }
+            _ => vec![None],
+        };
+        scopes.extend(namespaces.into_iter().map(|namespace| Scope {
+            resource,
+            namespace,
+        }));
     }
-
-    fn len(&self, resource: Resource) -> usize {
-        match resource {
-            Resource::Meshes => self.meshes.len(),
-            Resource::MeshIdentities => self.identities.len(),
-            Resource::Namespaces => self.namespaces.len(),
-            Resource::Pods => self.pods.len(),
-        }
-    }
-
-    fn snapshot(&self) -> Snapshot {
-        Snapshot::new(
-            self.meshes.values().cloned().collect(),
-            self.identities.values().cloned().collect(),
-            self.namespaces.values().cloned().collect(),
-            self.pods.values().cloned().collect(),
-        )
-    }
+    scopes
 }
 
 /// Starts the watches and the publisher on the current runtime. The state handle gets its first
@@ -204,40 +277,49 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, kube::Error> {
     let now = Instant::now();
+    let scopes = scopes(&config);
     let shared = Arc::new(Shared {
-        objects: Mutex::new(Objects::default()),
-        health: Mutex::new(
-            Resource::ALL
-                .into_iter()
-                .map(|r| {
-                    let health = WatchHealth {
+        partitions: Mutex::new(
+            scopes
+                .iter()
+                .map(|scope| Partition {
+                    scope: scope.clone(),
+                    objects: HashMap::new(),
+                    health: WatchHealth {
                         synced: false,
                         last_success: now,
                         failing_since: None,
-                    };
-                    (r, health)
+                        last_error: None,
+                        open: None,
+                    },
                 })
                 .collect(),
         ),
+        connections: AtomicU64::new(0),
         changed: tokio::sync::Notify::new(),
     });
     // Watch events alone cannot show recovery: a watch that reconnects to a quiet resource sees
-    // no event. Every successful response from the API server for a resource marks it healthy.
+    // no event. The layer notes which watch connections are open, and one kept open for
+    // WATCH_SETTLE counts as recovered.
     let client = kube::client::ClientBuilder::try_from(kube_config)?
         .with_layer(&ObserveLayer {
             shared: shared.clone(),
         })
         .build();
     let mut tasks = Vec::new();
-    for resource in Resource::ALL {
-        for api in apis(&client, resource, &config) {
-            tasks.push(tokio::spawn(run_watch(
-                resource,
-                api,
-                shared.clone(),
-                metrics.clone(),
-            )));
-        }
+    for (index, scope) in scopes.into_iter().enumerate() {
+        let ar = scope.resource.api_resource();
+        let api = match &scope.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+            None => Api::all_with(client.clone(), &ar),
+        };
+        tasks.push(tokio::spawn(run_watch(
+            index,
+            scope.resource,
+            api,
+            shared.clone(),
+            metrics.clone(),
+        )));
     }
     tasks.push(tokio::spawn(publish(
         shared.clone(),
@@ -253,14 +335,30 @@ pub fn start(
     Ok(tasks)
 }
 
-/// The watched resource a request path is for: list and watch paths end in the plural.
-fn resource_of(path: &str) -> Option<Resource> {
-    let plural = path.rsplit('/').next()?;
-    Resource::ALL.into_iter().find(|r| r.plural() == plural)
+/// The watched resource and namespace scope of a watch request (`?watch=true`), from its path:
+/// `.../{plural}` or `.../namespaces/{ns}/{plural}`.
+fn watch_target(uri: &http::Uri) -> Option<(Resource, Option<&str>)> {
+    let is_watch = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .any(|pair| matches!(pair, "watch=true" | "watch=1"));
+    if !is_watch {
+        return None;
+    }
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    let (plural, parents) = segments.split_last()?;
+    let resource = Resource::ALL.into_iter().find(|r| r.plural() == *plural)?;
+    let namespace = match parents {
+        [.., "namespaces", ns] => Some(*ns),
+        _ => None,
+    };
+    Some((resource, namespace))
 }
 
-/// A client layer that marks a resource reachable whenever the API server answers a request
-/// for it successfully (for a watch: when the stream is established).
+/// A client layer that notes which watch connections the API server has answered successfully
+/// and which of them are still streaming. Only that; a success status alone proves nothing, as
+/// the body can still fail.
 #[derive(Clone)]
 struct ObserveLayer {
     shared: Arc<Shared>,
@@ -287,64 +385,127 @@ impl<S, B, RB> tower::Service<http::Request<B>> for Observe<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
     S::Future: Send + 'static,
+    RB: Body,
 {
-    type Response = S::Response;
+    type Response = http::Response<ObservedBody<RB>>;
     type Error = S::Error;
     type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let resource = resource_of(request.uri().path());
+        let index = watch_target(request.uri())
+            .and_then(|(resource, namespace)| self.shared.index_of(resource, namespace));
         let shared = self.shared.clone();
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await;
-            if let (Some(resource), Ok(ok)) = (resource, &response) {
-                if ok.status().is_success() {
-                    mark_success(&shared, resource, false);
+            let response = response.await?;
+            let guard = match index {
+                Some(index) if response.status().is_success() => {
+                    let id = shared.connections.fetch_add(1, Ordering::Relaxed);
+                    shared.with_health(index, |h| {
+                        h.open = Some(OpenWatch {
+                            id,
+                            since: Instant::now(),
+                            credited: false,
+                        });
+                    });
+                    Some(OpenGuard { shared, index, id })
                 }
-            }
-            response
+                _ => None,
+            };
+            Ok(response.map(|inner| ObservedBody {
+                inner: Box::pin(inner),
+                guard,
+            }))
         })
     }
 }
 
-fn apis(
-    client: &kube::Client,
-    resource: Resource,
-    config: &WatchConfig,
-) -> Vec<Api<DynamicObject>> {
-    let ar = resource.api_resource();
-    match resource {
-        Resource::MeshIdentities => vec![Api::namespaced_with(
-            client.clone(),
-            &config.system_namespace,
-            &ar,
-        )],
-        Resource::Pods if !config.pod_namespaces.is_empty() => config
-            .pod_namespaces
-            .iter()
-            .map(|ns| Api::namespaced_with(client.clone(), ns, &ar))
-            .collect(),
-        _ => vec![Api::all_with(client.clone(), &ar)],
+/// Marks its watch connection closed when dropped.
+struct OpenGuard {
+    shared: Arc<Shared>,
+    index: usize,
+    id: u64,
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        let id = self.id;
+        let now = Instant::now();
+        self.shared.with_health(self.index, |h| {
+            let Some(open) = h.open.filter(|open| open.id == id) else {
+                return;
+            };
+            h.open = None;
+            // kube-rs resumes a watch whose body is cut off (an unexpected EOF) at once and
+            // reports no error, so a connection that keeps breaking as it starts would otherwise
+            // never look like a failure.
+            if now.duration_since(open.since) < WATCH_SETTLE {
+                h.failed(now);
+            }
+        });
     }
 }
 
-/// Follows one watch for ever. Objects listed during a (re-)list are buffered and swapped in at
-/// its end, so a re-list after `410 Gone` never shows a half-empty cluster.
+/// A response body that closes its watch connection's record when the body ends, fails or is
+/// dropped.
+struct ObservedBody<B> {
+    inner: Pin<Box<B>>,
+    guard: Option<OpenGuard>,
+}
+
+impl<B: Body> Body for ObservedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let poll = this.inner.as_mut().poll_frame(cx);
+        if matches!(poll, Poll::Ready(None | Some(Err(_)))) {
+            this.guard = None;
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Logs and counts an object that does not decode. It is left out of the store (and a previous
+/// version of it removed), so decisions never use a version that is no longer current.
+fn decode_failed(metrics: &Metrics, resource: Resource, key: &Key, error: &str) {
+    tracing::warn!(
+        resource = resource.plural(),
+        namespace = key.0,
+        name = key.1,
+        error,
+        "watched object does not decode; left out of the cluster state"
+    );
+    metrics.decode_error(resource.plural());
+}
+
+/// Follows one watch for ever, into partition `index`. Objects listed during a (re-)list are
+/// buffered and swapped in at its end, so a re-list after `410 Gone` never shows a half-empty
+/// cluster.
 async fn run_watch(
+    index: usize,
     resource: Resource,
     api: Api<DynamicObject>,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
 ) {
-    let mut relist: Option<Vec<(Key, Reduced)>> = None;
+    let mut relist: Option<HashMap<Key, Reduced>> = None;
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
@@ -354,61 +515,64 @@ async fn run_watch(
             Err(e) => {
                 tracing::warn!(resource = resource.plural(), error = %e, "watch failed; backing off");
                 metrics.watch_restart(resource.plural());
-                if let Ok(mut health) = shared.health.lock() {
-                    if let Some(h) = health.get_mut(&resource) {
-                        h.failing_since.get_or_insert_with(Instant::now);
-                    }
-                }
+                shared.with_health(index, |h| h.failed(Instant::now()));
                 continue;
             }
         };
-        mark_success(&shared, resource, matches!(event, Event::InitDone));
-        let Ok(mut objects) = shared.objects.lock() else {
-            return;
-        };
-        match event {
-            Event::Init => relist = Some(Vec::new()),
+        // Decoded before taking the lock: the lock is shared by every watch.
+        let (key, reduced) = match event {
+            Event::Init => {
+                relist = Some(HashMap::new());
+                continue;
+            }
             Event::InitApply(object) => {
                 let key = key_of(&object);
-                if let (Some(buffer), Some(reduced)) = (relist.as_mut(), reduce(resource, object)) {
-                    buffer.push((key, reduced));
+                match reduce(resource, object) {
+                    Ok(reduced) => {
+                        if let Some(buffer) = relist.as_mut() {
+                            buffer.insert(key, reduced);
+                        }
+                    }
+                    Err(e) => decode_failed(&metrics, resource, &key, &e),
                 }
+                continue;
             }
-            Event::InitDone => {
-                objects.clear(resource);
-                for (key, reduced) in relist.take().unwrap_or_default() {
-                    objects.insert(key, reduced);
-                }
-            }
+            Event::InitDone => (None, None),
             Event::Apply(object) => {
                 let key = key_of(&object);
-                if let Some(reduced) = reduce(resource, object) {
-                    objects.insert(key, reduced);
-                }
+                let reduced = reduce(resource, object)
+                    .inspect_err(|e| decode_failed(&metrics, resource, &key, e))
+                    .ok();
+                (Some(key), reduced)
             }
-            Event::Delete(object) => objects.remove(resource, &key_of(&object)),
+            Event::Delete(object) => (Some(key_of(&object)), None),
+        };
+        let Ok(mut partitions) = shared.partitions.lock() else {
+            return;
+        };
+        let Some(partition) = partitions.get_mut(index) else {
+            return;
+        };
+        match (key, reduced) {
+            (None, _) => {
+                partition.objects = relist.take().unwrap_or_default();
+                partition.health.synced = true;
+            }
+            (Some(key), Some(reduced)) => drop(partition.objects.insert(key, reduced)),
+            (Some(key), None) => drop(partition.objects.remove(&key)),
         }
-        metrics.set_store_objects(resource.plural(), objects.len(resource));
-        drop(objects);
+        partition.health.progressed(Instant::now());
+        metrics.set_store_objects(resource.plural(), count(&partitions, resource));
+        drop(partitions);
         shared.changed.notify_one();
-    }
-}
-
-fn mark_success(shared: &Shared, resource: Resource, synced: bool) {
-    if let Ok(mut health) = shared.health.lock() {
-        if let Some(h) = health.get_mut(&resource) {
-            h.last_success = Instant::now();
-            h.failing_since = None;
-            h.synced |= synced;
-        }
     }
 }
 
 fn all_synced(shared: &Shared) -> bool {
     shared
-        .health
+        .partitions
         .lock()
-        .map(|health| health.values().all(|h| h.synced))
+        .map(|partitions| partitions.iter().all(|p| p.health.synced))
         .unwrap_or(false)
 }
 
@@ -420,8 +584,8 @@ async fn publish(shared: Arc<Shared>, state: Arc<StateHandle>, metrics: Arc<Metr
         if !all_synced(&shared) {
             continue;
         }
-        let snapshot = match shared.objects.lock() {
-            Ok(objects) => objects.snapshot(),
+        let snapshot = match shared.partitions.lock() {
+            Ok(partitions) => snapshot(&partitions),
             Err(_) => return,
         };
         if state.get().is_none() {
@@ -438,6 +602,7 @@ async fn publish(shared: Arc<Shared>, state: Arc<StateHandle>, metrics: Arc<Metr
 }
 
 /// Keeps readiness honest: unready while any watch has been failing longer than the bound.
+/// Also credits watch connections that have stayed open as recovery.
 async fn supervise(
     shared: Arc<Shared>,
     state: Arc<StateHandle>,
@@ -447,17 +612,35 @@ async fn supervise(
     let mut ticker = tokio::time::interval(HEALTH_INTERVAL);
     loop {
         ticker.tick().await;
-        let Ok(health) = shared.health.lock().map(|h| h.clone()) else {
-            return;
-        };
+        let now = Instant::now();
         let mut stale = Vec::new();
-        for (resource, h) in &health {
-            metrics.set_sync_age(resource.plural(), h.last_success.elapsed().as_secs_f64());
-            if h.failing_since
-                .is_some_and(|since| since.elapsed() > staleness_bound)
-            {
-                stale.push(resource.plural());
+        let mut ages: HashMap<Resource, f64> = HashMap::new();
+        {
+            let Ok(mut partitions) = shared.partitions.lock() else {
+                return;
+            };
+            for partition in partitions.iter_mut() {
+                let h = &mut partition.health;
+                if let Some(open) = h.open.as_mut() {
+                    let settled = now.duration_since(open.since) >= WATCH_SETTLE;
+                    // An error after the connection opened means it is not the one working.
+                    let clean = h.last_error.is_none_or(|error| error < open.since);
+                    if settled && clean && !open.credited {
+                        open.credited = true;
+                        h.progressed(now);
+                    }
+                }
+                if h.stale(staleness_bound) {
+                    stale.push(partition.scope.describe());
+                }
+                // A resource is as old as its oldest watch.
+                let age = now.duration_since(h.last_success).as_secs_f64();
+                let entry = ages.entry(partition.scope.resource).or_insert(0.0);
+                *entry = entry.max(age);
             }
+        }
+        for (resource, age) in ages {
+            metrics.set_sync_age(resource.plural(), age);
         }
         stale.sort_unstable();
         state.set_unready_reason((!stale.is_empty()).then(|| {
@@ -466,5 +649,53 @@ async fn supervise(
                 stale.join(", ")
             )
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(uri: &str) -> Option<(Resource, Option<String>)> {
+        let uri: http::Uri = uri.parse().ok()?;
+        watch_target(&uri).map(|(r, ns)| (r, ns.map(str::to_owned)))
+    }
+
+    #[test]
+    fn watch_requests_map_to_their_watch() {
+        assert_eq!(
+            target("/api/v1/namespaces/shop/pods?watch=true&resourceVersion=5"),
+            Some((Resource::Pods, Some("shop".to_owned())))
+        );
+        assert_eq!(
+            target("/api/v1/pods?allowWatchBookmarks=true&watch=true"),
+            Some((Resource::Pods, None))
+        );
+        assert_eq!(
+            target("/api/v1/namespaces?watch=1"),
+            Some((Resource::Namespaces, None))
+        );
+        assert_eq!(
+            target("/apis/kuma.io/v1alpha1/namespaces/kuma-system/meshidentities?watch=true"),
+            Some((Resource::MeshIdentities, Some("kuma-system".to_owned())))
+        );
+        // Lists and single objects are not watches.
+        assert_eq!(target("/api/v1/pods?limit=500"), None);
+        assert_eq!(target("/api/v1/namespaces/shop?watch=true"), None);
+    }
+
+    #[test]
+    fn pods_get_one_watch_per_namespace() {
+        let config = WatchConfig {
+            system_namespace: "kuma-system".to_owned(),
+            pod_namespaces: vec!["b".to_owned(), "a".to_owned(), "b".to_owned()],
+            staleness_bound: Duration::from_secs(1),
+        };
+        let pods: Vec<_> = scopes(&config)
+            .into_iter()
+            .filter(|s| s.resource == Resource::Pods)
+            .map(|s| s.namespace)
+            .collect();
+        assert_eq!(pods, [Some("a".to_owned()), Some("b".to_owned())]);
     }
 }

@@ -116,3 +116,152 @@ fn service_ports_flags_and_probes_agree() {
         "kuma-identity-webhook-tls"
     );
 }
+
+/// `(kind, namespace, apiGroup, resource, verbs)` for every rule of every Role and ClusterRole
+/// in `documents`, sorted.
+fn rbac_rules(documents: &[Value]) -> Vec<(String, String, String, String, Vec<String>)> {
+    let strings = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut rules = Vec::new();
+    for role in documents
+        .iter()
+        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+    {
+        let kind = role["kind"].as_str().unwrap().to_owned();
+        let namespace = role["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for rule in role["rules"].as_array().unwrap() {
+            let keys: Vec<&str> = rule
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                keys,
+                ["apiGroups", "resources", "verbs"],
+                "{kind}: only plain rules (no resourceNames, nonResourceURLs)"
+            );
+            for group in strings(&rule["apiGroups"]) {
+                for resource in strings(&rule["resources"]) {
+                    rules.push((
+                        kind.clone(),
+                        namespace.clone(),
+                        group.clone(),
+                        resource,
+                        strings(&rule["verbs"]),
+                    ));
+                }
+            }
+        }
+    }
+    rules.sort();
+    rules
+}
+
+#[test]
+fn rbac_grants_read_only_access_to_the_watched_resources_and_nothing_else() {
+    let read = || vec!["get".to_owned(), "list".to_owned(), "watch".to_owned()];
+    let rule = |kind: &str, namespace: &str, group: &str, resource: &str| {
+        (
+            kind.to_owned(),
+            namespace.to_owned(),
+            group.to_owned(),
+            resource.to_owned(),
+            read(),
+        )
+    };
+    let mut want = vec![
+        rule("ClusterRole", "", "kuma.io", "meshes"),
+        rule("ClusterRole", "", "", "namespaces"),
+        rule("ClusterRole", "", "", "pods"),
+        // Watched in the system namespace only.
+        rule("Role", "kuma-system", "kuma.io", "meshidentities"),
+    ];
+    want.sort();
+
+    // Every file the kustomization lists, so RBAC added anywhere in the base is seen.
+    let kustomization = &base("kustomization.yaml")[0];
+    let mut documents = Vec::new();
+    for file in kustomization["resources"].as_array().unwrap() {
+        documents.extend(base(file.as_str().unwrap()));
+    }
+    assert_eq!(rbac_rules(&documents), want);
+
+    // Each role is bound to the server's ServiceAccount, a Role in its own namespace.
+    for (role_kind, binding_kind) in [
+        ("ClusterRole", "ClusterRoleBinding"),
+        ("Role", "RoleBinding"),
+    ] {
+        let role = documents.iter().find(|d| d["kind"] == role_kind).unwrap();
+        let binding = documents
+            .iter()
+            .find(|d| d["kind"] == binding_kind)
+            .unwrap_or_else(|| panic!("no {binding_kind}"));
+        assert_eq!(binding["roleRef"]["kind"], role_kind);
+        assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+        assert_eq!(
+            binding["metadata"]["namespace"],
+            role["metadata"]["namespace"]
+        );
+        assert_eq!(
+            binding["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": "kuma-identity-webhook", "namespace": "kuma-system"}])
+        );
+    }
+    for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"] {
+        assert_eq!(
+            documents.iter().filter(|d| d["kind"] == kind).count(),
+            1,
+            "one {kind}"
+        );
+    }
+}
+
+/// The rendered base keeps the same rules (kustomize may set namespaces, never widen a rule).
+/// Needs `kubectl`; skipped, with a note, where it is not installed.
+#[test]
+fn rendered_base_keeps_the_rbac_rules() {
+    let output = match std::process::Command::new("kubectl")
+        .args(["kustomize", &repo_path("deploy/base").display().to_string()])
+        .output()
+    {
+        Ok(output) => output,
+        Err(e) => {
+            eprintln!("kubectl not runnable ({e}); rendered RBAC not checked");
+            return;
+        }
+    };
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered = parse_documents(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    let rules = rbac_rules(&rendered);
+    let mut summary: Vec<(&str, &str, &str)> = rules
+        .iter()
+        .map(|(kind, namespace, _, resource, verbs)| {
+            assert_eq!(verbs, &["get", "list", "watch"]);
+            (kind.as_str(), namespace.as_str(), resource.as_str())
+        })
+        .collect();
+    summary.sort_unstable();
+    assert_eq!(
+        summary,
+        [
+            ("ClusterRole", "", "meshes"),
+            ("ClusterRole", "", "namespaces"),
+            ("ClusterRole", "", "pods"),
+            ("Role", "kuma-system", "meshidentities"),
+        ]
+    );
+}

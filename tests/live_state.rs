@@ -13,22 +13,65 @@ use serde_json::{json, Value};
 
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::live::{self, WatchConfig};
+use kuma_identity_webhook::manifest::parse_documents;
 use kuma_identity_webhook::metrics::Metrics;
 use kuma_identity_webhook::state::StateHandle;
 use support::fake_apiserver::FakeApiServer;
-use support::{meshidentity_review, TestServer, MESHIDENTITY_PATH as MESHIDENTITY};
+use support::{meshidentity_review, repo_path, TestServer, MESHIDENTITY_PATH as MESHIDENTITY};
+
+/// The pod validating webhook's path.
+const VALIDATE_POD: &str = "/validate-v1-pod";
 
 fn mesh(mode: &str) -> Value {
     json!({"apiVersion": "kuma.io/v1alpha1", "kind": "Mesh", "metadata": {"name": "default"}, "spec": {"meshServices": {"mode": mode}}})
 }
 
+/// A namespace with Kuma's sidecar injection on: its pods are in the mesh, so the workload
+/// requirement applies to them.
 fn namespace(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    json!({"apiVersion": "v1", "kind": "Namespace",
+           "metadata": {"name": name, "labels": {"kuma.io/sidecar-injection": "enabled"}}})
 }
 
 fn pod(name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "shop", "labels": labels},
+    pod_in("shop", name, labels)
+}
+
+fn pod_in(namespace: &str, name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": labels},
            "spec": {"serviceAccountName": "sa", "containers": [{"name": "app", "image": "app"}]}, "status": {"phase": "Running"}})
+}
+
+fn identity(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
+           "metadata": {"name": name, "namespace": "kuma-system", "labels": {"kuma.io/mesh": "default"}}, "spec": spec})
+}
+
+/// A CREATE review of a `shop` pod, for the pod validating webhook.
+fn pod_review(name: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("pod-{name}"),
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": name, "namespace": "shop", "operation": "CREATE",
+            "userInfo": {"username": "admin"},
+            "object": pod(name, json!({"app": "web"}))
+        }
+    }))
+    .unwrap()
+}
+
+/// The value of one series (`name{labels}`) in a Prometheus text exposition.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 /// A MeshIdentity whose path needs a workload, for the `app: batch` pods.
@@ -56,12 +99,17 @@ impl Drop for Live {
 }
 
 async fn start(fake: FakeApiServer, staleness: Duration) -> Live {
+    start_watching(fake, staleness, &[]).await
+}
+
+/// As [`start`], watching pods of `pod_namespaces` only (all when empty).
+async fn start_watching(fake: FakeApiServer, staleness: Duration, pod_namespaces: &[&str]) -> Live {
     let kube_config = kube::Config::new(fake.url().parse().unwrap());
     let state = Arc::new(StateHandle::default());
     let metrics = Arc::new(Metrics::new());
     let config = WatchConfig {
         system_namespace: "kuma-system".to_owned(),
-        pod_namespaces: Vec::new(),
+        pod_namespaces: pod_namespaces.iter().map(|ns| (*ns).to_owned()).collect(),
         staleness_bound: staleness,
     };
     let tasks = live::start(kube_config, config, state.clone(), metrics.clone()).unwrap();
@@ -91,6 +139,23 @@ impl Live {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "{what}: decision never became {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn metric(&self, series: &str) -> Option<f64> {
+        metric(&self.metrics.encode(), series)
+    }
+
+    /// Waits until a metric series has the value `want`.
+    async fn wait_metric(&self, series: &str, want: f64) {
+        let started = Instant::now();
+        while self.metric(series) != Some(want) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{series} never became {want}: {}",
+                self.metrics.encode()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -163,23 +228,187 @@ async fn decisions_follow_watch_events_through_relists() {
     }
     assert_eq!(live.readyz().await, 200);
 
+    // Object counts are exact: one mesh, web-1 left of the pods, shop + kuma-system + unrelated.
+    for (resource, want) in [
+        ("meshes", 1.0),
+        ("meshidentities", 0.0),
+        ("namespaces", 3.0),
+        ("pods", 1.0),
+    ] {
+        live.wait_metric(
+            &format!(r#"kuma_identity_webhook_store_objects{{resource="{resource}"}}"#),
+            want,
+        )
+        .await;
+    }
     let metrics = live.metrics.encode();
+    for resource in ["meshes", "meshidentities", "namespaces", "pods"] {
+        // Every watch but the namespaces' (which had just seen `unrelated`, the newest change)
+        // resumed from an expired resourceVersion: a 410, so a restart.
+        let restarts = metric(
+            &metrics,
+            &format!(r#"kuma_identity_webhook_watch_restarts_total{{resource="{resource}"}}"#),
+        );
+        if resource != "namespaces" {
+            assert!(restarts >= Some(1.0), "{resource}: {metrics}");
+        }
+        let age = metric(
+            &metrics,
+            &format!(
+                r#"kuma_identity_webhook_store_last_sync_age_seconds{{resource="{resource}"}}"#
+            ),
+        );
+        assert!(
+            age.is_some_and(|age| (0.0..60.0).contains(&age)),
+            "{resource}: {metrics}"
+        );
+    }
     assert!(
-        metrics.contains(r#"kuma_identity_webhook_store_objects{resource="meshes"} 1"#),
+        metric(&metrics, "kuma_identity_webhook_snapshots_published_total") >= Some(1.0),
         "{metrics}"
     );
-    assert!(
-        metrics.contains(r#"kuma_identity_webhook_store_objects{resource="pods"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("kuma_identity_webhook_watch_restarts_total"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("kuma_identity_webhook_store_last_sync_age_seconds"),
-        "{metrics}"
-    );
+
+    // Everything the server asked for is covered by the RBAC shipped under deploy/.
+    let grants = granted_rules();
+    let requests = live.fake.requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        assert!(
+            is_granted(&grants, request),
+            "{request} is not granted by deploy/base/rbac.yaml"
+        );
+    }
+}
+
+/// A rule of the shipped RBAC: where it applies (`None`: cluster-wide), API group, resource,
+/// verbs.
+struct Grant {
+    namespace: Option<String>,
+    group: String,
+    resource: String,
+    verbs: Vec<String>,
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The rules deploy/base/rbac.yaml grants the server's ServiceAccount, with a Role's namespace
+/// defaulting to the kustomization's (kuma-system).
+fn granted_rules() -> Vec<Grant> {
+    let text = std::fs::read_to_string(repo_path("deploy/base/rbac.yaml")).unwrap();
+    let documents = parse_documents(&text).unwrap();
+    let role = |kind: &str, name: &str| {
+        documents
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} is bound but missing"))
+    };
+    let mut grants = Vec::new();
+    for binding in &documents {
+        let cluster_wide = match binding["kind"].as_str() {
+            Some("ClusterRoleBinding") => true,
+            Some("RoleBinding") => false,
+            _ => continue,
+        };
+        let bound = binding["subjects"].as_array().unwrap().iter().any(|s| {
+            s["kind"] == "ServiceAccount"
+                && s["name"] == "kuma-identity-webhook"
+                && s["namespace"] == "kuma-system"
+        });
+        if !bound {
+            continue;
+        }
+        let role = role(
+            binding["roleRef"]["kind"].as_str().unwrap(),
+            binding["roleRef"]["name"].as_str().unwrap(),
+        );
+        let namespace = (!cluster_wide).then(|| {
+            binding["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("kuma-system")
+                .to_owned()
+        });
+        for rule in role["rules"].as_array().unwrap() {
+            for group in strings(&rule["apiGroups"]) {
+                for resource in strings(&rule["resources"]) {
+                    grants.push(Grant {
+                        namespace: namespace.clone(),
+                        group: group.clone(),
+                        resource,
+                        verbs: strings(&rule["verbs"]),
+                    });
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// Whether a request as the fake records it (`GET /path?query`) is allowed by `grants`.
+fn is_granted(grants: &[Grant], request: &str) -> bool {
+    let Some(("GET", target)) = request.split_once(' ') else {
+        return false;
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", group, _version, rest @ ..] => (*group, rest),
+        _ => return false,
+    };
+    let (namespace, resource, name) = match rest {
+        ["namespaces", ns, resource, name @ ..] if name.len() <= 1 => {
+            (Some(*ns), *resource, name.first())
+        }
+        [resource, name @ ..] if name.len() <= 1 => (None, *resource, name.first()),
+        _ => return false,
+    };
+    let watch = query
+        .split('&')
+        .any(|pair| matches!(pair, "watch=true" | "watch=1"));
+    let verb = match (watch, name) {
+        (true, _) => "watch",
+        (false, Some(_)) => "get",
+        (false, None) => "list",
+    };
+    grants.iter().any(|grant| {
+        grant.group == group
+            && grant.resource == resource
+            && grant.verbs.iter().any(|v| v == verb)
+            && match &grant.namespace {
+                None => true,
+                Some(granted) => namespace == Some(granted.as_str()),
+            }
+    })
+}
+
+#[test]
+fn the_rbac_check_tells_granted_from_ungranted_requests() {
+    let grants = granted_rules();
+    for granted in [
+        "GET /api/v1/pods?limit=500",
+        "GET /api/v1/namespaces/shop/pods?watch=true&resourceVersion=7",
+        "GET /api/v1/namespaces?watch=true",
+        "GET /apis/kuma.io/v1alpha1/meshes?limit=500",
+        "GET /apis/kuma.io/v1alpha1/namespaces/kuma-system/meshidentities?watch=true",
+    ] {
+        assert!(is_granted(&grants, granted), "{granted}");
+    }
+    for denied in [
+        "GET /apis/kuma.io/v1alpha1/meshidentities?limit=500",
+        "GET /apis/kuma.io/v1alpha1/namespaces/shop/meshidentities?watch=true",
+        "GET /api/v1/secrets",
+        "POST /api/v1/namespaces/shop/pods",
+        "GET /apis/kuma.io/v1alpha1/meshtrafficpermissions",
+    ] {
+        assert!(!is_granted(&grants, denied), "{denied}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,4 +447,163 @@ async fn readiness_waits_for_the_initial_list_and_tracks_failing_watches() {
 
     live.fake.set_failing(false);
     live.wait_readyz(200, "watches recovered").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_watched_namespace_keeps_its_own_pods() {
+    let fake = seeded_fake().await;
+    fake.apply(namespace("batch"));
+    fake.apply(pod_in("batch", "batch-1", json!({"app": "batch"})));
+    fake.pause_lists_in("batch", true);
+    let live = start_watching(fake, Duration::from_secs(60), &["shop", "batch"]).await;
+    const PODS: &str = r#"kuma_identity_webhook_store_objects{resource="pods"}"#;
+
+    // shop has listed, batch has not: not ready yet.
+    live.wait_metric(PODS, 1.0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        live.readyz().await,
+        503,
+        "ready before every namespace listed"
+    );
+    live.fake.pause_lists_in("batch", false);
+    live.wait_readyz(200, "both namespaces listed").await;
+    live.wait_metric(PODS, 2.0).await;
+    // batch-1 is the identity's workload-less pod.
+    live.eventually(false, "pod of the second namespace").await;
+
+    // Only shop's watch is dropped, and its resourceVersion has expired: shop re-lists, and
+    // batch's pods (whose watch never broke) must stay.
+    let lists_before = live.fake.list_count("pods");
+    live.fake.apply(namespace("unrelated"));
+    live.fake.compact();
+    live.fake.drop_watches_in("pods", Some("shop"));
+    live.fake.apply(pod("web-2", json!({"app": "web"})));
+    let started = Instant::now();
+    while live.fake.list_count("pods") <= lists_before {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no re-list after 410"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // web-1 and web-2 from shop's re-list, batch-1 from batch's store.
+    live.wait_metric(PODS, 3.0).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        live.allowed().await,
+        Some(false),
+        "batch-1 lost in shop's re-list"
+    );
+    assert_eq!(live.readyz().await, 200);
+    assert!(
+        live.metric(r#"kuma_identity_webhook_watch_restarts_total{resource="pods"}"#) >= Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_status_with_a_broken_body_is_no_recovery() {
+    // kube-rs resumes a watch cut off mid-body at once, without reporting an error, so the API
+    // server answers 200 many times a second: if a 200 counted as success, the clock would
+    // restart each time and the bound would never be crossed.
+    let bound = Duration::from_secs(3);
+    let live = start(seeded_fake().await, bound).await;
+    live.wait_readyz(200, "initial sync").await;
+
+    // Every response is now 200 with a body cut off mid-way: the watches fail on each attempt.
+    let started = Instant::now();
+    live.fake.set_broken(true);
+    live.fake.drop_watches();
+    // Within the bound, still ready.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(live.readyz().await, 200, "unready well within the bound");
+    // Past it, unready, however many 200s the API server answers: within the bound plus the
+    // health check interval (1 s), with some slack.
+    live.wait_readyz(503, "broken responses past the bound")
+        .await;
+    let unready_after = started.elapsed();
+    assert!(unready_after >= bound, "unready after {unready_after:?}");
+    assert!(
+        unready_after < bound + Duration::from_secs(3),
+        "unready only after {unready_after:?}: the 200s reset the clock"
+    );
+    assert!(live
+        .state
+        .readiness()
+        .unwrap_err()
+        .contains("watches failing"));
+
+    // Whole responses again: the next watch stays connected, and that is recovery.
+    live.fake.set_broken(false);
+    live.wait_readyz(200, "responses whole again").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_that_do_not_decode_leave_the_store() {
+    let fake = seeded_fake().await;
+    let selector = json!({"dataplane": {"matchLabels": {"app": "web"}}});
+    fake.apply(identity("web", json!({"selector": selector})));
+    let live = start(fake, Duration::from_secs(60)).await;
+    live.wait_readyz(200, "initial sync").await;
+    const IDENTITIES: &str = r#"kuma_identity_webhook_store_objects{resource="meshidentities"}"#;
+    live.wait_metric(IDENTITIES, 1.0).await;
+    let identities = || {
+        live.state
+            .get()
+            .unwrap()
+            .identities_in_mesh("default")
+            .len()
+    };
+    assert_eq!(identities(), 1);
+
+    // The stored identity is modified into one that does not decode (selector not an object):
+    // the old version must not stay in use.
+    live.fake
+        .apply(identity("web", json!({"selector": "app=web"})));
+    live.wait_metric(IDENTITIES, 0.0).await;
+    live.wait_metric(
+        r#"kuma_identity_webhook_watch_decode_errors_total{resource="meshidentities"}"#,
+        1.0,
+    )
+    .await;
+    let started = Instant::now();
+    while identities() != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "stale identity still served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Fixed again, it comes back.
+    live.fake
+        .apply(identity("web", json!({"selector": selector})));
+    live.wait_metric(IDENTITIES, 1.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_requests_issue_no_kubernetes_requests() {
+    let live = start(seeded_fake().await, Duration::from_secs(60)).await;
+    live.wait_readyz(200, "initial sync").await;
+    live.eventually(true, "synced decision").await;
+    let before = live.fake.requests().len();
+
+    let client = live.server.client(false);
+    for i in 0..25 {
+        let (status, body) = live.server.post(&client, MESHIDENTITY, review()).await;
+        assert_eq!((status, &body["response"]["allowed"]), (200, &json!(true)));
+        let (status, body) = live
+            .server
+            .post(&client, VALIDATE_POD, pod_review(&format!("web-{i}")))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["response"]["allowed"].is_boolean(), "{body}");
+    }
+
+    // Nothing new but, at most, watch reconnects.
+    let requests = live.fake.requests();
+    let new: Vec<&String> = requests[before..]
+        .iter()
+        .filter(|r| !r.split(['?', '&']).any(|p| p == "watch=true"))
+        .collect();
+    assert!(new.is_empty(), "requests while admitting: {new:?}");
 }

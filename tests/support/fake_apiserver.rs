@@ -19,10 +19,16 @@
 //! annotated `k8s.io/initial-events-end: "true"`. `allowWatchBookmarks=true` sends a `BOOKMARK`
 //! at the current resourceVersion right after catching up. `timeoutSeconds` ends the stream.
 //!
+//! Failure modes for tests: every request answered `500` ([`FakeApiServer::set_failing`]), or `200`
+//! with a body cut off mid-way ([`FakeApiServer::set_broken`]); lists held back, everywhere or in
+//! one namespace ([`FakeApiServer::pause_lists`], [`FakeApiServer::pause_lists_in`]); watch
+//! streams ended, all or one watch's ([`FakeApiServer::drop_watches`],
+//! [`FakeApiServer::drop_watches_in`]).
+//!
 //! Query strings are parsed by hand, so this needs neither axum's `query` feature nor
 //! tokio-stream.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -120,6 +126,22 @@ impl Event {
 enum Message {
     Event(Arc<Event>),
     DropWatches,
+    /// Ends the watches of one resource (by plural) with exactly this namespace scope (`None`:
+    /// watches across all namespaces).
+    DropWatchesIn(&'static str, Option<String>),
+}
+
+/// Which lists are held back.
+#[derive(Debug, Default)]
+struct Pause {
+    all: bool,
+    namespaces: BTreeSet<String>,
+}
+
+impl Pause {
+    fn holds(&self, namespace: Option<&str>) -> bool {
+        self.all || namespace.is_some_and(|ns| self.namespaces.contains(ns))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -154,7 +176,8 @@ struct Shared {
     store: Mutex<Store>,
     events: broadcast::Sender<Message>,
     failing: AtomicBool,
-    paused: watch::Sender<bool>,
+    broken: AtomicBool,
+    paused: watch::Sender<Pause>,
 }
 
 impl Shared {
@@ -178,7 +201,7 @@ impl FakeApiServer {
     #[allow(clippy::panic)]
     pub async fn start() -> FakeApiServer {
         let (events, _) = broadcast::channel(CHANNEL_CAPACITY);
-        let (paused, _) = watch::channel(false);
+        let (paused, _) = watch::channel(Pause::default());
         let shared = Arc::new(Shared {
             store: Mutex::new(Store {
                 rv: 1,
@@ -186,6 +209,7 @@ impl FakeApiServer {
             }),
             events,
             failing: AtomicBool::new(false),
+            broken: AtomicBool::new(false),
             paused,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -312,6 +336,19 @@ impl FakeApiServer {
         let _ = self.shared.events.send(Message::DropWatches);
     }
 
+    /// Ends the open watch streams of one resource (by plural, e.g. `"pods"`) whose scope is
+    /// exactly `namespace` (`None`: the watches across all namespaces); other watches go on.
+    #[allow(clippy::panic)]
+    pub fn drop_watches_in(&self, plural: &str, namespace: Option<&str>) {
+        let Some(resource) = RESOURCES.iter().find(|r| r.plural == plural) else {
+            panic!("fake apiserver: no resource {plural}");
+        };
+        let _ = self.shared.events.send(Message::DropWatchesIn(
+            resource.plural,
+            namespace.map(str::to_owned),
+        ));
+    }
+
     /// Forgets event history up to now, so any watch resuming from an older rv gets 410 Expired.
     /// A watch from exactly the current rv (e.g. a fresh list's) still works.
     pub fn compact(&self) {
@@ -325,10 +362,28 @@ impl FakeApiServer {
         self.shared.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// Makes every resource request (list or watch) answer `200` with a body that stops
+    /// mid-way and then fails, as a connection cut during the response would — until set back to
+    /// false. Tests that a success status alone is not taken for a working watch.
+    pub fn set_broken(&self, broken: bool) {
+        self.shared.broken.store(broken, Ordering::SeqCst);
+    }
+
     /// While paused, list requests hang (no response); when unpaused, the waiting ones are
     /// answered with the state at that moment — to test readiness before the first sync.
     pub fn pause_lists(&self, paused: bool) {
-        self.shared.paused.send_replace(paused);
+        self.shared.paused.send_modify(|pause| pause.all = paused);
+    }
+
+    /// As [`pause_lists`](Self::pause_lists), for lists scoped to one namespace only.
+    pub fn pause_lists_in(&self, namespace: &str, paused: bool) {
+        self.shared.paused.send_modify(|pause| {
+            if paused {
+                pause.namespaces.insert(namespace.to_owned());
+            } else {
+                pause.namespaces.remove(namespace);
+            }
+        });
     }
 
     /// How many list requests a resource (by plural, any namespace) got, counting failed and
@@ -593,6 +648,9 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri) -> 
             "the server could not find the requested resource",
         );
     };
+    if shared.broken.load(Ordering::SeqCst) {
+        return broken_response(target.resource, is_watch);
+    }
     match (&target.name, is_watch) {
         (Some(name), _) => get_one(&shared, target.resource, target.namespace.as_deref(), name),
         (None, false) => {
@@ -606,6 +664,33 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri) -> 
         }
         (None, true) => watch_stream(&shared, target.resource, target.namespace, &params),
     }
+}
+
+/// How long a broken response streams its first bytes before failing: long enough that the
+/// client has surely seen the `200` and the start of the body, as with a cut off connection.
+const BROKEN_AFTER: Duration = Duration::from_millis(100);
+
+/// `200` with the start of a plausible body, then a failed read: a response cut off mid-way.
+fn broken_response(resource: &ResourceType, is_watch: bool) -> Response {
+    use futures::StreamExt;
+    let start = if is_watch {
+        format!(r#"{{"type":"ADDED","object":{{"kind":"{}","#, resource.kind)
+    } else {
+        format!(r#"{{"kind":"{}List","items":["#, resource.kind)
+    };
+    let cut = futures::stream::once(async {
+        tokio::time::sleep(BROKEN_AFTER).await;
+        Err::<String, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "fake apiserver: response cut off",
+        ))
+    });
+    let body = futures::stream::once(async move { Ok(start) }).chain(cut);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(body))
+        .unwrap_or_default()
 }
 
 fn get_one(
@@ -664,7 +749,7 @@ async fn list(
 ) -> Response {
     let mut paused = shared.paused.subscribe();
     // The sender lives in `shared`, so this only returns once unpaused.
-    let _ = paused.wait_for(|paused| !*paused).await;
+    let _ = paused.wait_for(|pause| !pause.holds(namespace)).await;
     let store = shared.store();
     let offset: usize = params
         .get("continue")
@@ -828,7 +913,12 @@ fn watch_stream(
                     let line = event.line();
                     return Some((Ok(line), state));
                 }
-                Ok(Message::Event(_)) => {}
+                Ok(Message::DropWatchesIn(plural, namespace))
+                    if plural == resource.plural && namespace == state.namespace =>
+                {
+                    return None;
+                }
+                Ok(Message::Event(_) | Message::DropWatchesIn(..)) => {}
                 // Dropped, lagged behind or shut down: end the stream, the client resumes.
                 Ok(Message::DropWatches) | Err(_) => return None,
             }
