@@ -92,26 +92,20 @@ fn bench_meshidentity(c: &mut Criterion) {
     });
 }
 
-/// A pod with nine application containers and Kuma's sidecar, each with a few mounts and
-/// variables: the mutation decision's budget is a 30 µs median.
-fn ten_container_pod() -> Value {
-    let app = |i: usize| {
-        json!({
-            "name": format!("app-{i}"),
-            "image": "registry.example/app:1",
-            "ports": [{"containerPort": 8080 + i}],
-            "env": [{"name": "A", "value": "1"}, {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "config", "mountPath": "/etc/app", "readOnly": true}],
-            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
-        })
-    };
-    let mut containers: Vec<Value> = (0..9).map(app).collect();
-    containers.push(json!({
-        "name": "kuma-sidecar", "image": "kumahq/kuma-dp:2.12.0",
-        "args": ["run", "--log-level=info"],
-        "env": [{"name": "KUMA_CONTROL_PLANE_URL", "value": "https://kuma-control-plane.kuma-system:5678"}],
-        "volumeMounts": [{"name": "kuma-sidecar-tmp", "mountPath": "/tmp"}]
-    }));
+/// An application container with a few mounts and variables.
+fn app_container(i: usize) -> Value {
+    json!({
+        "name": format!("app-{i}"),
+        "image": "registry.example/app:1",
+        "ports": [{"containerPort": 8080 + i}],
+        "env": [{"name": "A", "value": "1"}, {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "config", "mountPath": "/etc/app", "readOnly": true}],
+        "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}
+    })
+}
+
+/// A pod of `containers` with the volumes they mount.
+fn pod_with(containers: Vec<Value>) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web", "k8s.kuma.io/spire-support": "true"}},
@@ -123,6 +117,25 @@ fn ten_container_pod() -> Value {
     })
 }
 
+/// A pod with nine application containers and Kuma's sidecar: only the sidecar is patched. The
+/// mutation decision's budget is a 30 µs median.
+fn ten_container_pod() -> Value {
+    let mut containers: Vec<Value> = (0..9).map(app_container).collect();
+    containers.push(json!({
+        "name": "kuma-sidecar", "image": "kumahq/kuma-dp:2.12.0",
+        "args": ["run", "--log-level=info"],
+        "env": [{"name": "KUMA_CONTROL_PLANE_URL", "value": "https://kuma-control-plane.kuma-system:5678"}],
+        "volumeMounts": [{"name": "kuma-sidecar-tmp", "mountPath": "/tmp"}]
+    }));
+    pod_with(containers)
+}
+
+/// Ten application containers and no sidecar yet (this webhook ran before Kuma's injector):
+/// every container gets the mount and the variable, the heaviest patch.
+fn ten_app_container_pod() -> Value {
+    pod_with((0..10).map(app_container).collect())
+}
+
 fn bench_mutation(c: &mut Criterion) {
     let pod = ten_container_pod();
     let config = InjectConfig::default();
@@ -132,6 +145,15 @@ fn bench_mutation(c: &mut Criterion) {
     ));
     c.bench_function("spire_socket_decision_10_containers", |b| {
         b.iter(|| inject::decide(black_box(&pod), &config))
+    });
+    let apps = ten_app_container_pod();
+    let InjectDecision::Inject { patch, targets, .. } = inject::decide(&apps, &config) else {
+        panic!("the ten application containers must be injected");
+    };
+    // The volume, then a mount and a variable for each container.
+    assert_eq!((targets.len(), patch.0.len()), (10, 21));
+    c.bench_function("spire_socket_decision_10_app_containers_no_sidecar", |b| {
+        b.iter(|| inject::decide(black_box(&apps), &config))
     });
 }
 

@@ -14,6 +14,8 @@ use crate::validate::{self, Request, Verdict};
 /// The only AdmissionReview version kube-apiserver is configured to send us.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 pub const REVIEW_KIND: &str = "AdmissionReview";
+/// Metric reason for a request whose object is not what the endpoint handles.
+pub const MALFORMED_REASON: &str = "malformed";
 
 /// The admission endpoints and what each decides about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -107,8 +109,9 @@ pub struct Summary {
     pub dry_run: bool,
 }
 
-/// Decides one AdmissionReview body. `view` is `None` until the cluster state is loaded; such
-/// requests get 503 rather than a guess.
+/// Decides one AdmissionReview body. `view` is `None` until the cluster state is loaded; requests
+/// that read it get 503 rather than a guess, while `/mutate-v1-pod`, which never reads it, is
+/// answered anyway.
 pub fn review(
     webhook: Webhook,
     body: &[u8],
@@ -176,15 +179,13 @@ pub fn review(
                 request.kind.group
             ),
         );
+        // Counted like a malformed pod: the pod webhooks' metrics keep a bounded reason for it.
+        let verdict = Verdict {
+            metric_reason: Some(MALFORMED_REASON),
+            ..verdict
+        };
         return respond(&request, summary, verdict, Outcome::Error);
     }
-    let Some(view) = view else {
-        return error_reply(
-            503,
-            &uid,
-            "the cluster state is not loaded yet; retry shortly".to_owned(),
-        );
-    };
     let decision_input = Request {
         operation: match request.operation {
             Operation::Create => validate::Operation::Create,
@@ -197,7 +198,19 @@ pub fn review(
         object: object.as_ref(),
         old_object: old_object.as_ref(),
     };
-    let verdict = decide(webhook, &decision_input, view, settings);
+    let verdict = match (webhook, view) {
+        // The mutation reads nothing but the pod, so it needs no cluster state; refusing it while
+        // the state loads would block every pod creation under failurePolicy: Fail.
+        (Webhook::MutatePod, _) => crate::mutate::review(&decision_input, settings),
+        (_, Some(view)) => decide(webhook, &decision_input, view, settings),
+        (_, None) => {
+            return error_reply(
+                503,
+                &uid,
+                "the cluster state is not loaded yet; retry shortly".to_owned(),
+            )
+        }
+    };
     let outcome = if verdict.allowed() {
         Outcome::Allowed
     } else {

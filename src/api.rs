@@ -23,6 +23,8 @@ pub const WORKLOAD_LABEL: &str = "kuma.io/workload";
 pub const NAMESPACE_LABEL: &str = "k8s.kuma.io/namespace";
 pub const SERVICE_ACCOUNT_LABEL: &str = "k8s.kuma.io/service-account";
 pub const ENV_LABEL: &str = "kuma.io/env";
+/// Pod or Namespace label that turns Kuma's sidecar injection on or off.
+pub const SIDECAR_INJECTION_LABEL: &str = "kuma.io/sidecar-injection";
 /// Mesh used when an object names none.
 pub const DEFAULT_MESH: &str = "default";
 

@@ -5,7 +5,7 @@
 
 use crate::api::{
     Labels, PodInfo, DEFAULT_MESH, ENV_LABEL, MESH_LABEL, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL,
-    WORKLOAD_LABEL, ZONE_LABEL,
+    SIDECAR_INJECTION_LABEL, WORKLOAD_LABEL, ZONE_LABEL,
 };
 use crate::config::{Settings, WorkloadFallback};
 use crate::state::ClusterView;
@@ -106,5 +106,64 @@ pub fn workload_of<'a>(pod: &'a PodInfo, settings: &Settings) -> Option<&'a str>
         (Some(value), _) => Some(value),
         (None, WorkloadFallback::ServiceAccount) => Some(&pod.service_account),
         (None, WorkloadFallback::None) => None,
+    }
+}
+
+/// Whether Kuma's injector would give this pod a sidecar, and so a dataplane and a SPIFFE ID.
+/// Pods it never injects are outside the mesh: no identity is ever issued to them, so there is
+/// nothing to check about their workload or SPIFFE ID.
+pub fn is_meshed(pod: &PodInfo, view: &dyn ClusterView) -> bool {
+    sidecar_injection_enabled(&pod.labels, view.namespace_labels(&pod.namespace))
+}
+
+/// Upstream's rule, as a pure function of the labels: the pod's `kuma.io/sidecar-injection`
+/// label decides when it says on or off (so a pod can opt out of an enabled namespace), else its
+/// namespace's label does. Values other than `enabled`/`true`/`disabled`/`false` decide nothing,
+/// so such a pod label falls through to the namespace.
+pub fn sidecar_injection_enabled(pod_labels: &Labels, namespace_labels: Option<&Labels>) -> bool {
+    let switch = |labels: &Labels| match labels.get(SIDECAR_INJECTION_LABEL).map(String::as_str) {
+        Some("enabled" | "true") => Some(true),
+        Some("disabled" | "false") => Some(false),
+        _ => None,
+    };
+    switch(pod_labels)
+        .or_else(|| namespace_labels.and_then(switch))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(value: Option<&str>) -> Labels {
+        value
+            .map(|v| Labels::from([(SIDECAR_INJECTION_LABEL.to_owned(), v.to_owned())]))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn sidecar_injection_table() {
+        let cases = [
+            (None, None, false),
+            (None, Some("enabled"), true),
+            (None, Some("true"), true),
+            (None, Some("disabled"), false),
+            (Some("enabled"), None, true),
+            (Some("true"), Some("disabled"), true),
+            (Some("disabled"), Some("enabled"), false),
+            (Some("false"), Some("enabled"), false),
+            // Unrecognised pod values leave the decision to the namespace.
+            (Some("yes"), Some("enabled"), true),
+            (Some("Enabled"), None, false),
+            (None, Some("on"), false),
+        ];
+        for (pod, namespace, want) in cases {
+            let namespace_labels = namespace.map(|v| labels(Some(v)));
+            assert_eq!(
+                sidecar_injection_enabled(&labels(pod), namespace_labels.as_ref()),
+                want,
+                "pod {pod:?} namespace {namespace:?}"
+            );
+        }
     }
 }

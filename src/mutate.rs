@@ -1,7 +1,7 @@
 //! `POST /mutate-v1-pod`: turns the SPIRE socket injection decision into an admission verdict.
 
 use crate::config::Settings;
-use crate::inject::{self, InjectDecision};
+use crate::inject::{self, DenyReason, InjectDecision};
 use crate::validate::{Operation, Request, Verdict};
 
 /// Audit annotation recording whether and where the socket was injected.
@@ -13,9 +13,13 @@ pub fn review(request: &Request, settings: &Settings) -> Verdict {
         return Verdict::allow();
     }
     let Some(pod) = request.object.filter(|o| o.is_object()) else {
-        return Verdict::deny(400, "BadRequest", "request.object must be a Pod object");
+        return Verdict {
+            metric_reason: Some(DenyReason::Malformed.as_str()),
+            ..Verdict::deny(400, "BadRequest", "request.object must be a Pod object")
+        };
     };
-    let mut verdict = match inject::decide(pod, &settings.inject) {
+    let (decision, deny_reason) = inject::decide_with_reason(pod, &settings.inject);
+    match decision {
         InjectDecision::Inject {
             patch,
             targets,
@@ -47,10 +51,9 @@ pub fn review(request: &Request, settings: &Settings) -> Verdict {
                 .into_iter()
                 .fold(verdict, |v, warning| v.with_warning(warning))
         }
-        InjectDecision::Deny { message } => Verdict::deny(422, "Invalid", message),
-    };
-    if !verdict.allowed() {
-        verdict.metric_reason = Some("invalid_opt_in");
+        InjectDecision::Deny { message } => Verdict {
+            metric_reason: deny_reason.map(|reason| reason.as_str()),
+            ..Verdict::deny(422, "Invalid", message)
+        },
     }
-    verdict
 }

@@ -53,6 +53,42 @@ pub fn render_path(template: &Template, dataplane: &DataplaneView) -> Result<Str
         .map_err(|e| e.to_string())
 }
 
+/// A SPIFFE ID as the templates rendered it, and what breaks the SPIFFE rules in it, if anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedId {
+    /// `spiffe://<trust domain><path>`, exactly as rendered.
+    pub value: String,
+    /// go-spiffe's message when `value` is not a valid SPIFFE ID.
+    pub problem: Option<String>,
+}
+
+/// Parses and renders both templates of `identity` for `dataplane`; `Err` says which template
+/// failed to parse or render. The SPIFFE rules are checked but kept apart from the value, so
+/// callers can show the reason and the value separately.
+pub fn render_spiffe_id(
+    identity: &MeshIdentity,
+    dataplane: &DataplaneView,
+    settings: &Settings,
+) -> Result<RenderedId, String> {
+    let trust_domain_template = parse_template(identity.trust_domain_template())
+        .map_err(|e| format!("trust domain: {e}"))?;
+    let path_template =
+        parse_template(identity.path_template()).map_err(|e| format!("path: {e}"))?;
+    let trust_domain = render_trust_domain(&trust_domain_template, identity, settings)
+        .map_err(|e| format!("trust domain: {e}"))?;
+    let path = render_path(&path_template, dataplane)?;
+    Ok(match spiffe::spiffe_id(&trust_domain, &path) {
+        Ok(value) => RenderedId {
+            value,
+            problem: None,
+        },
+        Err(e) => RenderedId {
+            value: format!("spiffe://{trust_domain}{path}"),
+            problem: Some(e.to_string()),
+        },
+    })
+}
+
 /// The SPIFFE ID `identity` gives `dataplane`: both templates parsed and rendered, and the
 /// result checked against the SPIFFE rules. The error says which step failed and shows the
 /// rendered value where there is one.
@@ -61,15 +97,11 @@ pub fn spiffe_id_for(
     dataplane: &DataplaneView,
     settings: &Settings,
 ) -> Result<String, String> {
-    let trust_domain_template = parse_template(identity.trust_domain_template())
-        .map_err(|e| format!("trust domain: {e}"))?;
-    let path_template =
-        parse_template(identity.path_template()).map_err(|e| format!("path: {e}"))?;
-    let trust_domain = render_trust_domain(&trust_domain_template, identity, settings)
-        .map_err(|e| format!("trust domain: {e}"))?;
-    let path = render_path(&path_template, dataplane)?;
-    spiffe::spiffe_id(&trust_domain, &path)
-        .map_err(|e| format!("\"spiffe://{trust_domain}{path}\": {e}"))
+    let rendered = render_spiffe_id(identity, dataplane, settings)?;
+    match rendered.problem {
+        None => Ok(rendered.value),
+        Some(problem) => Err(format!("\"{}\": {problem}", rendered.value)),
+    }
 }
 
 /// Whether a path template reads the workload, detected as upstream does: an action that is

@@ -94,12 +94,47 @@ pub enum InjectDecision {
     },
 }
 
+/// Why a pod was denied; a bounded set so it can be a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// The `k8s.kuma.io/spire-support` switch has an unknown value, or label and annotation
+    /// disagree.
+    InvalidOptIn,
+    /// A field the injector reads or writes has the wrong JSON type.
+    Malformed,
+}
+
+impl DenyReason {
+    /// Stable snake_case name for metrics and fixtures.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InvalidOptIn => "invalid_opt_in",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
 /// Pure decision over the raw pod JSON (the AdmissionReview `request.object`).
 /// Never panics.
 pub fn decide(pod: &Value, cfg: &InjectConfig) -> InjectDecision {
-    decide_inner(pod, cfg).unwrap_or_else(|denial| InjectDecision::Deny {
-        message: denial.to_string(),
-    })
+    decide_with_reason(pod, cfg).0
+}
+
+/// [`decide`], plus why when the pod is denied.
+pub fn decide_with_reason(pod: &Value, cfg: &InjectConfig) -> (InjectDecision, Option<DenyReason>) {
+    match decide_inner(pod, cfg) {
+        Ok(decision) => (decision, None),
+        Err(denial) => {
+            let reason = match denial {
+                Denial::InvalidValue { .. } | Denial::Disagree { .. } => DenyReason::InvalidOptIn,
+                // `Internal` only comes from `apply`; a patch that does not apply means the pod
+                // had a shape the planner did not expect.
+                Denial::WrongType { .. } | Denial::Internal(_) => DenyReason::Malformed,
+            };
+            let message = denial.to_string();
+            (InjectDecision::Deny { message }, Some(reason))
+        }
+    }
 }
 
 /// Applies `decide()` to a pod (or a pod template's `{metadata, spec}`) and
@@ -123,16 +158,17 @@ fn skip(reason: SkipReason, warnings: Vec<String>) -> InjectDecision {
 }
 
 fn decide_inner(pod: &Value, cfg: &InjectConfig) -> Result<InjectDecision, Denial> {
+    // Checked first and leniently, before any type-checked read: a mirror pod is never mutated,
+    // so nothing else about it (odd labels, a bad switch value) may get it denied.
+    if is_mirror_pod(pod) {
+        return Ok(skip(SkipReason::MirrorPod, Vec::new()));
+    }
     let pod = object(pod, "pod")?;
     let empty = Object::new();
     let metadata = opt_object(pod, "metadata", "metadata")?.unwrap_or(&empty);
     let labels = opt_object(metadata, "labels", "metadata.labels")?.unwrap_or(&empty);
     let annotations =
         opt_object(metadata, "annotations", "metadata.annotations")?.unwrap_or(&empty);
-    // Checked before the switch so a bad switch value never blocks a mirror pod.
-    if annotations.contains_key(MIRROR_ANNOTATION) {
-        return Ok(skip(SkipReason::MirrorPod, Vec::new()));
-    }
     let label = opt_str(labels, SPIRE_SUPPORT_KEY, &switch_path("labels"))?;
     let annotation = opt_str(annotations, SPIRE_SUPPORT_KEY, &switch_path("annotations"))?;
     match optin::resolve(label, annotation, cfg.enabled_by_default)? {
@@ -149,6 +185,14 @@ fn decide_inner(pod: &Value, cfg: &InjectConfig) -> Result<InjectDecision, Denia
     Ok(to_decision(plan::plan(spec, cfg)?))
 }
 
+/// Whether the kubelet's mirror annotation is there, whatever else the metadata holds.
+fn is_mirror_pod(pod: &Value) -> bool {
+    pod.get("metadata")
+        .and_then(|metadata| metadata.get("annotations"))
+        .and_then(Value::as_object)
+        .is_some_and(|annotations| annotations.contains_key(MIRROR_ANNOTATION))
+}
+
 fn switch_path(map: &str) -> String {
     format!("metadata.{map}[{SPIRE_SUPPORT_KEY}]")
 }
@@ -162,8 +206,12 @@ fn to_decision(plan: plan::Plan) -> InjectDecision {
         };
     }
     // Conflict only when something blocked us; a fully injected pod that also
-    // has a blocked container is still "already present".
-    let blocked = plan.volume_conflict || (plan.eligible == 0 && !plan.warnings.is_empty());
+    // has a container blocked by another mount at the path is still "already
+    // present". A socket volume or mount that is not read-only is always a
+    // conflict: the CSI driver refuses it, so the pod is not correctly injected.
+    let blocked = plan.volume_conflict
+        || plan.not_read_only
+        || (plan.eligible == 0 && !plan.warnings.is_empty());
     let reason = if blocked {
         SkipReason::Conflict
     } else {
@@ -301,6 +349,42 @@ mod tests {
             "labels": {SPIRE_SUPPORT_KEY: "bogus"},
             "annotations": {MIRROR_ANNOTATION: "abc"}}, "spec": {}});
         assert_eq!(decide(&pod, &on()), skip(SkipReason::MirrorPod, vec![]));
+    }
+
+    #[test]
+    fn mirror_pod_wins_over_mistyped_metadata() {
+        for labels in [json!([]), json!("x"), json!({SPIRE_SUPPORT_KEY: 1})] {
+            let pod = json!({"metadata": {
+                "labels": labels,
+                "annotations": {MIRROR_ANNOTATION: "abc", SPIRE_SUPPORT_KEY: false}}, "spec": 7});
+            assert_eq!(
+                decide(&pod, &on()),
+                skip(SkipReason::MirrorPod, vec![]),
+                "{pod}"
+            );
+        }
+    }
+
+    #[test]
+    fn deny_reasons_tell_bad_switches_from_malformed_pods() {
+        let bad_switch = json!({"metadata": {"labels": {SPIRE_SUPPORT_KEY: "maybe"}}});
+        assert_eq!(
+            decide_with_reason(&bad_switch, &on()).1,
+            Some(DenyReason::InvalidOptIn)
+        );
+        let malformed = json!({"spec": {"containers": "app"}});
+        assert_eq!(
+            decide_with_reason(&malformed, &on()).1,
+            Some(DenyReason::Malformed)
+        );
+        assert_eq!(
+            decide_with_reason(&json!({}), &on()).1,
+            Some(DenyReason::Malformed)
+        );
+        assert_eq!(
+            decide_with_reason(&json!({}), &InjectConfig::default()).1,
+            None
+        );
     }
 
     /// Every value a JSON field can take, to plug in anywhere.

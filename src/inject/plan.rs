@@ -34,6 +34,9 @@ pub(super) struct Plan {
     pub warnings: Vec<String>,
     /// A foreign volume already uses our name: nothing was planned.
     pub volume_conflict: bool,
+    /// Our socket volume, or a mount of it, exists without `readOnly: true`; the
+    /// CSI driver refuses such volumes, and the add-only patch cannot fix them.
+    pub not_read_only: bool,
     /// Target containers not blocked by a mount-path conflict.
     pub eligible: usize,
 }
@@ -75,6 +78,8 @@ fn field_str_obj<'a>(obj: &'a Object, key: &str) -> Option<&'a str> {
 enum VolumeState {
     Missing,
     Present,
+    /// Our CSI volume, but without `csi.readOnly: true`.
+    NotReadOnly,
     /// Same name, but not the CSI volume we would add: someone else owns it.
     Conflicting,
 }
@@ -86,19 +91,28 @@ fn volume_state(volumes: Option<&[Value]>) -> VolumeState {
         .find(|v| field_str(v, "name") == Some(VOLUME_NAME));
     match ours {
         None => VolumeState::Missing,
-        Some(v) if is_expected_volume(v) => VolumeState::Present,
-        Some(_) => VolumeState::Conflicting,
+        Some(v) if !is_expected_volume(v) => VolumeState::Conflicting,
+        Some(v) if !is_read_only(v.get("csi")) => VolumeState::NotReadOnly,
+        Some(_) => VolumeState::Present,
     }
 }
 
-/// Only the driver is checked: readOnly or extra attributes set by someone
-/// else do not make it a different volume.
+/// The driver decides whose volume it is: extra attributes set by someone
+/// else do not make it a different volume. Read-only is checked apart.
 fn is_expected_volume(volume: &Value) -> bool {
     volume
         .get("csi")
         .and_then(|csi| csi.get("driver"))
         .and_then(Value::as_str)
         == Some(CSI_DRIVER)
+}
+
+/// `readOnly: true` on a CSI volume source or a mount; absent means false.
+fn is_read_only(entry: Option<&Value>) -> bool {
+    entry
+        .and_then(|e| e.get("readOnly"))
+        .and_then(Value::as_bool)
+        == Some(true)
 }
 
 /// The volume object we add.
@@ -221,10 +235,18 @@ fn plan_container(
         &target.field_path("volumeMounts"),
     )?;
     let envs = opt_array(target.container, "env", &target.field_path("env"))?;
-    let has_mount = mounts
+    let existing_mount = mounts
         .unwrap_or_default()
         .iter()
-        .any(|m| field_str(m, "name") == Some(VOLUME_NAME));
+        .find(|m| field_str(m, "name") == Some(VOLUME_NAME));
+    let has_mount = existing_mount.is_some();
+    if existing_mount.is_some_and(|m| !is_read_only(Some(m))) {
+        // Left alone: the patch only adds, and a writable mount of the CSI
+        // volume keeps the pod from starting, which the user must fix.
+        plan.not_read_only = true;
+        plan.warnings.push(writable_mount_warning(target));
+        return Ok(());
+    }
     if !has_mount {
         let taken = mounts
             .unwrap_or_default()
@@ -270,16 +292,40 @@ fn volume_conflict_warning() -> String {
     format!("volume {VOLUME_NAME} exists but is not a {CSI_DRIVER} CSI volume; nothing injected")
 }
 
+fn writable_volume_warning() -> String {
+    format!("volume {VOLUME_NAME} lacks csi.readOnly: true, which {CSI_DRIVER} requires; nothing injected")
+}
+
+fn writable_mount_warning(target: &Target) -> String {
+    let msg = format!(
+        "{} mounts {VOLUME_NAME} without readOnly: true, which {CSI_DRIVER} requires; left alone",
+        truncate(&target.label(), MAX_NAME_IN_WARNING),
+    );
+    truncate(&msg, MAX_WARNING)
+}
+
 /// Plans the whole pod spec.
 pub(super) fn plan(spec: &Object, cfg: &InjectConfig) -> Result<Plan, Denial> {
     let volumes = opt_array(spec, "volumes", "spec.volumes")?;
     let state = volume_state(volumes);
-    if state == VolumeState::Conflicting {
-        return Ok(Plan {
-            volume_conflict: true,
-            warnings: vec![volume_conflict_warning()],
-            ..Plan::default()
-        });
+    match state {
+        VolumeState::Conflicting => {
+            return Ok(Plan {
+                volume_conflict: true,
+                warnings: vec![volume_conflict_warning()],
+                ..Plan::default()
+            })
+        }
+        // Not replaced (the patch only adds); mounting a volume the CSI driver
+        // refuses would not help either, so nothing is planned.
+        VolumeState::NotReadOnly => {
+            return Ok(Plan {
+                not_read_only: true,
+                warnings: vec![writable_volume_warning()],
+                ..Plan::default()
+            })
+        }
+        VolumeState::Missing | VolumeState::Present => {}
     }
     let (targets, env) = select_targets(spec, cfg)?;
     let mut plan = Plan::default();
@@ -335,6 +381,14 @@ mod tests {
             VolumeState::Missing
         );
         assert_eq!(volume_state(Some(&[ok])), VolumeState::Present);
+        for csi in [
+            json!({"driver": CSI_DRIVER}),
+            json!({"driver": CSI_DRIVER, "readOnly": false}),
+            json!({"driver": CSI_DRIVER, "readOnly": "true"}),
+        ] {
+            let writable = json!({"name": VOLUME_NAME, "csi": csi});
+            assert_eq!(volume_state(Some(&[writable])), VolumeState::NotReadOnly);
+        }
         assert_eq!(volume_state(Some(&[foreign])), VolumeState::Conflicting);
         assert_eq!(
             volume_state(Some(&[other_driver])),
@@ -357,5 +411,8 @@ mod tests {
         let w = path_taken_warning(&target, &json!({"name": "v".repeat(300)}), &cfg);
         assert!(w.chars().count() <= MAX_WARNING, "{w}");
         assert!(volume_conflict_warning().chars().count() <= MAX_WARNING);
+        assert!(writable_volume_warning().chars().count() <= MAX_WARNING);
+        let w = writable_mount_warning(&target);
+        assert!(w.chars().count() <= MAX_WARNING, "{w}");
     }
 }

@@ -1,16 +1,19 @@
 //! `POST /validate-v1-pod`: the pod side of the workload label requirement. A pod whose winning
 //! MeshIdentity could never give it a SPIFFE ID is refused when it is created, not when its proxy
-//! connects.
+//! connects. Pods Kuma never injects are outside the mesh and not judged; on UPDATE, a problem the
+//! old object already had is only warned about, so existing pods stay updatable.
+
+use std::collections::BTreeMap;
 
 use crate::api::{PodInfo, WORKLOAD_LABEL};
 use crate::config::{Enforcement, Settings};
-use crate::dataplane::DataplaneView;
-use crate::render::{spiffe_id_for, uses_workload_label};
+use crate::dataplane::{is_meshed, DataplaneView};
+use crate::render::{render_spiffe_id, uses_workload_label};
 use crate::select::Ranking;
 use crate::state::ClusterView;
 
 use super::workload::how_to_give_a_workload;
-use super::{Operation, Request, Verdict};
+use super::{truncate_warning, Operation, Request, Verdict};
 
 /// Audit annotation keys (the API server prefixes them with the webhook name).
 pub const AUDIT_IDENTITY: &str = "meshidentity";
@@ -36,6 +39,11 @@ impl PodDenial {
     }
 }
 
+/// Said on an UPDATE that is let through because the pod already had the same problem: an
+/// existing pod (being finalized, or older than the MeshIdentity) must stay updatable.
+pub const PREEXISTING_WARNING: &str =
+    "update allowed: the pod already had the problem below before this update";
+
 pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) -> Verdict {
     review_with_reason(request, view, settings).0
 }
@@ -54,56 +62,146 @@ pub fn review_with_reason(
         return (verdict, Some(PodDenial::Malformed));
     };
     let pod = PodInfo::from_json(object, request.namespace);
-    if pod.labels.contains_key(WORKLOAD_LABEL) {
-        let verdict = Verdict::deny(
-            403,
-            "Forbidden",
-            "cannot manually set kuma.io/workload label on Pod; it is automatically managed by Kuma",
-        );
-        return (verdict, Some(PodDenial::ManualWorkloadLabel));
+    // Only an UPDATE has a meaningful before; anything else is judged as new.
+    let old = request
+        .old_object
+        .filter(|o| request.operation == Operation::Update && o.is_object())
+        .map(|o| PodInfo::from_json(o, request.namespace));
+    if let Some(value) = pod.labels.get(WORKLOAD_LABEL) {
+        // A label that was already there with this value is not being set now; refusing it
+        // would make the pod un-updatable (its finalizers could never be removed).
+        let kept = old
+            .as_ref()
+            .is_some_and(|old| old.labels.get(WORKLOAD_LABEL) == Some(value));
+        if !kept {
+            let verdict = Verdict::deny(
+                403,
+                "Forbidden",
+                "cannot manually set kuma.io/workload label on Pod; it is automatically managed by Kuma",
+            );
+            return (verdict, Some(PodDenial::ManualWorkloadLabel));
+        }
     }
-    let dataplane = DataplaneView::new(&pod, view, settings);
-    let identities = view.identities_in_mesh(dataplane.mesh);
-    let ranking = Ranking::new(identities);
-    let Some(identity) = ranking.winner(&dataplane) else {
+    let Some(assessment) = assess(&pod, view, settings) else {
         return (Verdict::allow(), None);
     };
+    let mut verdict = Verdict {
+        audit_annotations: assessment.audit,
+        ..Verdict::allow()
+    };
+    let Some(finding) = assessment.finding else {
+        return (verdict, None);
+    };
+    let warn_only =
+        finding.kind == PodDenial::InvalidSpiffeId && settings.enforcement == Enforcement::Warn;
+    if warn_only {
+        verdict.warnings = finding.warnings;
+        return (verdict, None);
+    }
+    let preexisting = old
+        .as_ref()
+        .and_then(|old| assess(old, view, settings))
+        .and_then(|old| old.finding)
+        .is_some_and(|old| old == finding);
+    if preexisting {
+        verdict = verdict.with_warning(PREEXISTING_WARNING);
+        verdict.warnings.extend(finding.warnings);
+        return (verdict, None);
+    }
+    let mut denial = Verdict::deny(403, "Forbidden", finding.message);
+    // The audit log should say which identity and ID a refused pod was judged by, too.
+    denial.audit_annotations = verdict.audit_annotations;
+    (denial, Some(finding.kind))
+}
+
+/// What the pod's winning MeshIdentity makes of it.
+struct Assessment {
+    audit: BTreeMap<String, String>,
+    finding: Option<Finding>,
+}
+
+/// A reason the pod would get no SPIFFE ID. Two findings are the same problem when they are
+/// equal: same kind, same identity, same rendered value.
+#[derive(Debug, PartialEq, Eq)]
+struct Finding {
+    kind: PodDenial,
+    /// The full denial message.
+    message: String,
+    /// The same, as warnings of at most 120 characters, the reason first so it survives any cut.
+    warnings: Vec<String>,
+}
+
+/// `None` when nothing applies: the pod is not in the mesh, or no identity selects it.
+fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<Assessment> {
+    // Kuma never injects such a pod, so it never gets a dataplane or a SPIFFE ID to check.
+    if !is_meshed(pod, view) {
+        return None;
+    }
+    let dataplane = DataplaneView::new(pod, view, settings);
+    let ranking = Ranking::new(view.identities_in_mesh(dataplane.mesh));
+    let identity = ranking.winner(&dataplane)?;
+    let name = identity.name();
     let path = identity.path_template();
-    let mut verdict = Verdict::allow();
-    verdict.audit_annotations.insert(
+    let mut audit = BTreeMap::from([(
         AUDIT_IDENTITY.to_owned(),
-        format!("{}/{}", identity.namespace(), identity.name()),
-    );
+        format!("{}/{name}", identity.namespace()),
+    )]);
     if uses_workload_label(path) && dataplane.workload.is_none() {
         let message = format!(
-            "missing required label '{WORKLOAD_LABEL}' - pod is selected by MeshIdentity '{}' with path template '{path}'; {}",
-            identity.name(),
+            "missing required label '{WORKLOAD_LABEL}' - pod is selected by MeshIdentity '{name}' with path template '{path}'; {}",
             how_to_give_a_workload(settings)
         );
-        return (
-            Verdict::deny(403, "Forbidden", message),
-            Some(PodDenial::MissingWorkload),
-        );
+        let warnings = vec![
+            truncate_warning(format!(
+                "missing required label '{WORKLOAD_LABEL}': MeshIdentity '{name}' reads the workload"
+            )),
+            truncate_warning(format!("its path template is '{path}'")),
+        ];
+        let finding = Finding {
+            kind: PodDenial::MissingWorkload,
+            message,
+            warnings,
+        };
+        return Some(Assessment {
+            audit,
+            finding: Some(finding),
+        });
     }
-    match spiffe_id_for(identity, &dataplane, settings) {
-        Ok(id) => {
-            verdict
-                .audit_annotations
-                .insert(AUDIT_SPIFFE_ID.to_owned(), id);
-            (verdict, None)
+    let (reason, warnings) = match render_spiffe_id(identity, &dataplane, settings) {
+        Ok(rendered) => {
+            audit.insert(AUDIT_SPIFFE_ID.to_owned(), rendered.value.clone());
+            let Some(problem) = rendered.problem else {
+                return Some(Assessment {
+                    audit,
+                    finding: None,
+                });
+            };
+            let warnings = vec![
+                truncate_warning(format!("invalid SPIFFE ID: {problem}")),
+                truncate_warning(format!(
+                    "rendered by MeshIdentity '{name}': \"{}\"",
+                    rendered.value
+                )),
+            ];
+            (format!("\"{}\": {problem}", rendered.value), warnings)
         }
-        Err(reason) => {
-            let message = format!(
-                "pod would get no valid SPIFFE ID from MeshIdentity '{}': {reason}",
-                identity.name()
-            );
-            match settings.enforcement {
-                Enforcement::Deny => (
-                    Verdict::deny(403, "Forbidden", message),
-                    Some(PodDenial::InvalidSpiffeId),
-                ),
-                Enforcement::Warn => (verdict.with_warning(message), None),
-            }
+        Err(error) => {
+            let warnings = vec![
+                truncate_warning(format!("SPIFFE ID does not render: {error}")),
+                truncate_warning(format!(
+                    "from MeshIdentity '{name}' with path template '{path}'"
+                )),
+            ];
+            (error, warnings)
         }
-    }
+    };
+    let finding = Finding {
+        kind: PodDenial::InvalidSpiffeId,
+        message: format!("pod would get no valid SPIFFE ID from MeshIdentity '{name}': {reason}"),
+        warnings,
+    };
+    Some(Assessment {
+        audit,
+        finding: Some(finding),
+    })
 }

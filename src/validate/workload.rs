@@ -1,11 +1,12 @@
 //! The workload label requirement, seen from a MeshIdentity change: the existing pods this
-//! identity would win must be able to get a SPIFFE ID from it.
+//! identity would win must be able to get a SPIFFE ID from it. Pods outside the mesh (no sidecar
+//! injection) are not its concern.
 
 use std::collections::HashMap;
 
 use crate::api::{MeshIdentity, PodInfo, WORKLOAD_LABEL};
 use crate::config::{Enforcement, Settings};
-use crate::dataplane::{DataplaneView, DERIVED_LABELS};
+use crate::dataplane::{is_meshed, DataplaneView, DERIVED_LABELS};
 use crate::gotemplate::Template;
 use crate::render::{render_path, uses_workload_label};
 use crate::select::Ranking;
@@ -56,7 +57,8 @@ pub fn check_selected_pods(
         let wins = ranking
             .winner(&dataplane)
             .is_some_and(|winner| std::ptr::eq(winner, candidate));
-        if dataplane.mesh != mesh || !wins {
+        // Pods Kuma never injects get no SPIFFE ID from any identity, so they cannot break.
+        if dataplane.mesh != mesh || !wins || !is_meshed(pod, view) {
             continue;
         }
         if needs_workload && dataplane.workload.is_none() {

@@ -49,6 +49,8 @@ pub struct Expect {
     pub warnings_contain: Vec<String>,
     #[serde(default)]
     pub message_contains: Vec<String>,
+    /// Why a denied pod was denied (`invalid_opt_in` or `malformed`), the metric's reason label.
+    pub deny_reason: Option<String>,
     pub patch: Option<Value>,
     pub patched: Option<Value>,
 }
