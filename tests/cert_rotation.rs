@@ -41,18 +41,7 @@ fn leaf_der(pem: &str) -> Vec<u8> {
 
 /// The leaf certificate a fresh TLS connection is served.
 async fn presented(addr: std::net::SocketAddr, roots: &rustls::RootCertStore) -> Vec<u8> {
-    let config = rustls::ClientConfig::builder_with_provider(tls::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots.clone())
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let stream = connector
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap();
-    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    HeldConnection::open(addr, roots).await.certificate()
 }
 
 async fn wait_for(
@@ -100,34 +89,15 @@ impl HeldConnection {
 
     /// `GET /healthz` on this same connection; the status line.
     async fn healthz(&mut self) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         self.stream
             .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
             .await
             .unwrap();
-        let mut response = Vec::new();
-        let mut chunk = [0u8; 1024];
-        // Read the whole response (head, then `content-length` bytes of body), so the next
-        // request on this connection starts clean.
-        loop {
-            let text = String::from_utf8_lossy(&response).into_owned();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let length: usize = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap();
-                if response.len() >= end + 4 + length {
-                    return text.lines().next().unwrap_or_default().to_owned();
-                }
-            }
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "the held connection was closed");
-            response.extend_from_slice(&chunk[..n]);
-        }
+        let response = support::read_http1_response(&mut self.stream)
+            .await
+            .expect("the held connection was closed");
+        response.lines().next().unwrap_or_default().to_owned()
     }
 }
 

@@ -144,6 +144,18 @@ impl Live {
         }
     }
 
+    /// Waits until pods were listed again since `lists_before` lists (a 410 makes kube re-list).
+    async fn wait_for_pod_relist(&self, lists_before: usize) {
+        let started = Instant::now();
+        while self.fake.list_count("pods") <= lists_before {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no re-list after 410"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn metric(&self, series: &str) -> Option<f64> {
         metric(&self.metrics.encode(), series)
     }
@@ -218,14 +230,7 @@ async fn decisions_follow_watch_events_through_relists() {
     live.fake.delete("v1", "Pod", Some("shop"), "batch-1");
     live.eventually(true, "pod deleted across a 410 re-list")
         .await;
-    let started = Instant::now();
-    while live.fake.list_count("pods") <= lists_before {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no re-list after 410"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    live.wait_for_pod_relist(lists_before).await;
     assert_eq!(live.readyz().await, 200);
 
     // Object counts are exact: one mesh, web-1 left of the pods, shop + kuma-system + unrelated.
@@ -289,15 +294,6 @@ struct Grant {
     verbs: Vec<String>,
 }
 
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// The rules deploy/base/rbac.yaml grants the server's ServiceAccount, with a Role's namespace
 /// defaulting to the kustomization's (kuma-system).
 fn granted_rules() -> Vec<Grant> {
@@ -335,13 +331,13 @@ fn granted_rules() -> Vec<Grant> {
                 .to_owned()
         });
         for rule in role["rules"].as_array().unwrap() {
-            for group in strings(&rule["apiGroups"]) {
-                for resource in strings(&rule["resources"]) {
+            for group in support::json_strings(&rule["apiGroups"]) {
+                for resource in support::json_strings(&rule["resources"]) {
                     grants.push(Grant {
                         namespace: namespace.clone(),
                         group: group.clone(),
                         resource,
-                        verbs: strings(&rule["verbs"]),
+                        verbs: support::json_strings(&rule["verbs"]),
                     });
                 }
             }
@@ -479,14 +475,7 @@ async fn each_watched_namespace_keeps_its_own_pods() {
     live.fake.compact();
     live.fake.drop_watches_in("pods", Some("shop"));
     live.fake.apply(pod("web-2", json!({"app": "web"})));
-    let started = Instant::now();
-    while live.fake.list_count("pods") <= lists_before {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no re-list after 410"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    live.wait_for_pod_relist(lists_before).await;
     // web-1 and web-2 from shop's re-list, batch-1 from batch's store.
     live.wait_metric(PODS, 3.0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -14,7 +14,8 @@ use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::server::routes::{BODY_READ_TIMEOUT, MAX_BODY_BYTES};
 use kuma_identity_webhook::server::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT};
 use support::{
-    example_state, meshidentity_review as review, TestServer, MESHIDENTITY_PATH as MESHIDENTITY,
+    example_state, meshidentity_review as review, read_http1_response, TestServer,
+    MESHIDENTITY_PATH as MESHIDENTITY,
 };
 
 async fn still_serving(server: &TestServer) {
@@ -211,33 +212,6 @@ async fn time_until_closed<R: tokio::io::AsyncRead + Unpin>(
         "{what}: connection still open after {PATIENCE:?}"
     );
     started.elapsed()
-}
-
-/// Reads one HTTP/1.1 response (head, then `content-length` bytes of body); `None` if the
-/// connection closes first.
-async fn read_http1_response<R: tokio::io::AsyncRead + Unpin>(stream: &mut R) -> Option<String> {
-    let mut got = Vec::new();
-    loop {
-        let text = String::from_utf8_lossy(&got).into_owned();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|line| {
-                    let (name, value) = line.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse::<usize>().unwrap())
-                })
-                .unwrap_or(0);
-            if got.len() >= end + 4 + length {
-                return Some(text);
-            }
-        }
-        let mut buf = [0u8; 4096];
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
 }
 
 // A minimal HTTP/2 client, byte by byte, so the tests can stop anywhere in the protocol.

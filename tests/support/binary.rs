@@ -100,17 +100,7 @@ impl Binary {
     /// A client that trusts only the dev CA the binary wrote, and checks the name `localhost`.
     pub fn client(&self, http2: bool) -> reqwest::Client {
         let ca = std::fs::read(self.dir.join("ca.crt")).unwrap();
-        let builder = reqwest::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .resolve("localhost", ([127, 0, 0, 1], self.port).into())
-            .use_rustls_tls();
-        let builder = if http2 {
-            builder.http2_prior_knowledge()
-        } else {
-            builder.http1_only()
-        };
-        builder.build().unwrap()
+        super::verifying_client(&ca, ([127, 0, 0, 1], self.port).into(), http2)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,6 +5,7 @@
 pub mod binary;
 pub mod fake_apiserver;
 pub mod inject_fixture;
+pub mod kustomize;
 pub mod rng;
 
 use std::net::SocketAddr;
@@ -92,18 +93,7 @@ impl TestServer {
 
     /// A client that trusts only this server's CA and checks the name `localhost`.
     pub fn client(&self, http2: bool) -> reqwest::Client {
-        let ca = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap();
-        let builder = reqwest::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(ca)
-            .resolve("localhost", self.addr)
-            .use_rustls_tls();
-        let builder = if http2 {
-            builder.http2_prior_knowledge()
-        } else {
-            builder.http1_only()
-        };
-        builder.build().unwrap()
+        verifying_client(self.ca_pem.as_bytes(), self.addr, http2)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -123,6 +113,61 @@ impl TestServer {
         let body = response.json::<Value>().await.unwrap_or(Value::Null);
         (status, body)
     }
+}
+
+/// Reads one HTTP/1.1 response (head, then `content-length` bytes of body); `None` if the
+/// connection closes first.
+pub async fn read_http1_response<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+) -> Option<String> {
+    let mut got = Vec::new();
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return Some(text);
+            }
+        }
+        let mut buf = [0u8; 4096];
+        match tokio::io::AsyncReadExt::read(stream, &mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The string items of a JSON array (a manifest's `verbs`, `resources`, ...).
+pub fn json_strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A client that trusts only `ca_pem`, checks the name `localhost` (resolved to `addr`), and
+/// speaks HTTP/2 or HTTP/1.1 only.
+pub fn verifying_client(ca_pem: &[u8], addr: SocketAddr, http2: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
+        .resolve("localhost", addr)
+        .use_rustls_tls();
+    let builder = if http2 {
+        builder.http2_prior_knowledge()
+    } else {
+        builder.http1_only()
+    };
+    builder.build().unwrap()
 }
 
 /// The path of the MeshIdentity validating webhook.
