@@ -25,6 +25,8 @@ pub const SERVICE_ACCOUNT_LABEL: &str = "k8s.kuma.io/service-account";
 pub const ENV_LABEL: &str = "kuma.io/env";
 /// Pod or Namespace label that turns Kuma's sidecar injection on or off.
 pub const SIDECAR_INJECTION_LABEL: &str = "kuma.io/sidecar-injection";
+/// Kuma's injector marks the pods it gave a sidecar with this annotation set to `"true"`.
+pub const SIDECAR_INJECTED_ANNOTATION: &str = "kuma.io/sidecar-injected";
 /// Mesh used when an object names none.
 pub const DEFAULT_MESH: &str = "default";
 

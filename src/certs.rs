@@ -110,14 +110,14 @@ fn sign_serving(
     })
 }
 
-/// Writes `tls.crt`, `tls.key` and `ca.crt` next to `cert_path` when the pair is missing; returns
-/// the CA path when it generated one.
+/// Writes `tls.crt`, `tls.key` and `ca.crt` next to `cert_path` when the pair is missing or its
+/// certificate is about to expire; returns the CA path when it generated one.
 pub fn ensure_dev_pair(
     cert_path: &Path,
     key_path: &Path,
     names: &[String],
 ) -> Result<Option<PathBuf>, CertError> {
-    if cert_path.exists() && key_path.exists() {
+    if cert_path.exists() && key_path.exists() && !expiring(cert_path) {
         return Ok(None);
     }
     let pair = generate(names)?;
@@ -141,6 +141,25 @@ pub fn ensure_dev_pair(
     Ok(Some(ca_path))
 }
 
+/// A dev pair this close to its end is replaced: `--dev` should never serve an expired one.
+const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Whether the certificate at `path` ends within [`RENEW_BEFORE`]. One that cannot be read as a
+/// certificate is not ours to replace: the server reports it when loading.
+fn expiring(path: &Path) -> bool {
+    let Ok(pem) = std::fs::read(path) else {
+        return false;
+    };
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(&pem) else {
+        return false;
+    };
+    let Ok(cert) = pem.parse_x509() else {
+        return false;
+    };
+    let renew_at = time::OffsetDateTime::now_utc() + RENEW_BEFORE;
+    cert.validity().not_after.timestamp() <= renew_at.unix_timestamp()
+}
+
 fn set_validity(params: &mut CertificateParams, validity: Duration) {
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - CLOCK_SKEW;
@@ -159,4 +178,32 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_pair_is_kept_while_valid_and_replaced_near_expiry() {
+        let dir = std::env::temp_dir().join(format!("kiw-certs-{}", std::process::id()));
+        let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+        let names = serving_names("svc", "ns");
+        assert!(ensure_dev_pair(&cert, &key, &names).unwrap().is_some());
+        let first = std::fs::read_to_string(&cert).unwrap();
+        assert!(ensure_dev_pair(&cert, &key, &names).unwrap().is_none());
+        assert_eq!(std::fs::read_to_string(&cert).unwrap(), first);
+
+        // A certificate with a week left is renewed.
+        let key_pair = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names.clone()).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - Duration::from_secs(3600);
+        params.not_after = now + Duration::from_secs(7 * 24 * 3600);
+        let short = params.self_signed(&key_pair).unwrap();
+        write_private(&cert, &short.pem()).unwrap();
+        assert!(ensure_dev_pair(&cert, &key, &names).unwrap().is_some());
+        assert!(!expiring(&cert));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -5,7 +5,7 @@
 
 use crate::api::{
     Labels, PodInfo, DEFAULT_MESH, ENV_LABEL, MESH_LABEL, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL,
-    SIDECAR_INJECTION_LABEL, WORKLOAD_LABEL, ZONE_LABEL,
+    SIDECAR_INJECTED_ANNOTATION, SIDECAR_INJECTION_LABEL, WORKLOAD_LABEL, ZONE_LABEL,
 };
 use crate::config::{Settings, WorkloadFallback};
 use crate::state::ClusterView;
@@ -109,11 +109,17 @@ pub fn workload_of<'a>(pod: &'a PodInfo, settings: &Settings) -> Option<&'a str>
     }
 }
 
-/// Whether Kuma's injector would give this pod a sidecar, and so a dataplane and a SPIFFE ID.
-/// Pods it never injects are outside the mesh: no identity is ever issued to them, so there is
-/// nothing to check about their workload or SPIFFE ID.
+/// Whether the pod has, or will get from Kuma's injector, a sidecar, and so a dataplane and a
+/// SPIFFE ID. Pods outside the mesh are never issued an identity, so there is nothing to check
+/// about their workload or SPIFFE ID. The injector's own mark settles it (it is there on CREATE
+/// too, since validating webhooks run after every mutating one, and it outlives a later change of
+/// the namespace's label); without it, for manifests checked offline or pods Kuma has not seen,
+/// the injection labels decide.
 pub fn is_meshed(pod: &PodInfo, view: &dyn ClusterView) -> bool {
-    sidecar_injection_enabled(&pod.labels, view.namespace_labels(&pod.namespace))
+    pod.annotations
+        .get(SIDECAR_INJECTED_ANNOTATION)
+        .is_some_and(|v| v == "true")
+        || sidecar_injection_enabled(&pod.labels, view.namespace_labels(&pod.namespace))
 }
 
 /// Upstream's rule, as a pure function of the labels: the pod's `kuma.io/sidecar-injection`

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::api::{Labels, PodInfo, MESH_LABEL};
 use crate::config::Settings;
-use crate::dataplane::DataplaneView;
+use crate::dataplane::{is_meshed, DataplaneView};
 use crate::inject::{self, InjectDecision};
 use crate::render::{parse_template, render_trust_domain, spiffe_id_for, uses_workload_label};
 use crate::select::Ranking;
@@ -19,6 +19,8 @@ pub struct Explanation {
     pub mesh: String,
     /// Where the mesh came from: `pod label`, `namespace label` or `default`.
     pub mesh_source: &'static str,
+    /// Whether Kuma injects the pod; one it does not gets no SPIFFE ID and is not judged.
+    pub meshed: bool,
     pub workload: Option<String>,
     pub dataplane_labels: Labels,
     /// Matching identities, winner first.
@@ -105,6 +107,7 @@ pub fn explain(
         pod: format!("{}/{}", pod.namespace, pod.name),
         mesh: dataplane.mesh.to_owned(),
         mesh_source,
+        meshed: is_meshed(&pod, view),
         workload: dataplane.workload.map(str::to_owned),
         dataplane_labels: dataplane.labels(),
         candidates,
@@ -131,6 +134,11 @@ impl Explanation {
     pub fn to_text(&self) -> String {
         let mut out = format!("pod {}\n", self.pod);
         out += &format!("  mesh:      {} (from {})\n", self.mesh, self.mesh_source);
+        if !self.meshed {
+            out += "  in mesh:   no: Kuma does not inject this pod, so it gets no SPIFFE ID and\n";
+            out +=
+                "             the pod webhook does not judge it (what follows is hypothetical)\n";
+        }
         out += &format!(
             "  workload:  {}\n",
             self.workload.as_deref().unwrap_or("(none)")

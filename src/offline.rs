@@ -211,6 +211,14 @@ pub fn check(
     let mut results = Vec::new();
     for (index, source) in sources.iter().enumerate() {
         let mut object = source.object.clone();
+        // Where kubectl would send it, so the object is stored and found again under that name.
+        if let Some(namespace) = namespace_of(&object).map(str::to_owned) {
+            if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata
+                    .entry("namespace")
+                    .or_insert_with(|| Value::from(namespace));
+            }
+        }
         let old = state.object(&object);
         let mut answers = Vec::new();
         let operation = if old.is_some() { "UPDATE" } else { "CREATE" };

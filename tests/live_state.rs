@@ -188,7 +188,8 @@ impl Live {
         let started = Instant::now();
         while self.readyz().await != want {
             assert!(
-                started.elapsed() < Duration::from_secs(15),
+                // Generous: recovery waits out kube-rs's jittered back-off on a loaded machine.
+                started.elapsed() < Duration::from_secs(30),
                 "{what}: /readyz never became {want}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -507,13 +508,13 @@ async fn a_success_status_with_a_broken_body_is_no_recovery() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(live.readyz().await, 200, "unready well within the bound");
     // Past it, unready, however many 200s the API server answers: within the bound plus the
-    // health check interval (1 s), with some slack.
+    // health check interval (1 s), with slack for a loaded machine.
     live.wait_readyz(503, "broken responses past the bound")
         .await;
     let unready_after = started.elapsed();
     assert!(unready_after >= bound, "unready after {unready_after:?}");
     assert!(
-        unready_after < bound + Duration::from_secs(3),
+        unready_after < bound + Duration::from_secs(6),
         "unready only after {unready_after:?}: the 200s reset the clock"
     );
     assert!(live

@@ -412,3 +412,38 @@ fn check_prints_a_lone_invalid_denial_field_by_field() {
         )
     );
 }
+
+/// `explain` says when a pod is outside the mesh, so its hypothetical SPIFFE ID is not mistaken
+/// for one it gets.
+#[test]
+fn explain_says_when_a_pod_is_outside_the_mesh() {
+    let dir = tempdir();
+    let file = dir.join("pod.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: tool, namespace: plain}\nspec: {containers: [{name: tool, image: busybox}]}\n",
+    )
+    .unwrap();
+    let run = cli(&[
+        "explain",
+        "-f",
+        file.to_str().unwrap(),
+        "--cluster-state",
+        &example_state(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("  in mesh:   no: Kuma does not inject this pod"),
+        "{}",
+        run.stdout
+    );
+    let meshed = cli(&[
+        "explain",
+        "-f",
+        &fixture("workloads.yaml"),
+        "--cluster-state",
+        &example_state(),
+    ]);
+    assert!(!meshed.stdout.contains("in mesh:"), "{}", meshed.stdout);
+}

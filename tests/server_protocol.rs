@@ -89,6 +89,12 @@ async fn bodies_up_to_the_limit_are_read_and_larger_ones_get_413() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 413);
+    // Refused before any decision, but counted: an operator sees clients hitting the limit.
+    let metrics = server.metrics.encode();
+    assert!(
+        metrics.contains(r#"admission_requests_total{path="/validate-kuma-io-v1alpha1-meshidentity",outcome="error"} 1"#),
+        "{metrics}"
+    );
     still_serving(&server).await;
 }
 

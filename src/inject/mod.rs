@@ -207,8 +207,8 @@ fn to_decision(plan: plan::Plan) -> InjectDecision {
     }
     // Conflict only when something blocked us; a fully injected pod that also
     // has a container blocked by another mount at the path is still "already
-    // present". A socket volume or mount that is not read-only is always a
-    // conflict: the CSI driver refuses it, so the pod is not correctly injected.
+    // present". A socket volume that is not read-only is always a conflict:
+    // the CSI driver refuses it, so the pod is not correctly injected.
     let blocked = plan.volume_conflict
         || plan.not_read_only
         || (plan.eligible == 0 && !plan.warnings.is_empty());

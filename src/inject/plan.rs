@@ -34,8 +34,8 @@ pub(super) struct Plan {
     pub warnings: Vec<String>,
     /// A foreign volume already uses our name: nothing was planned.
     pub volume_conflict: bool,
-    /// Our socket volume, or a mount of it, exists without `readOnly: true`; the
-    /// CSI driver refuses such volumes, and the add-only patch cannot fix them.
+    /// Our socket volume exists without `csi.readOnly: true`; the CSI driver
+    /// refuses such volumes, and the add-only patch cannot fix them.
     pub not_read_only: bool,
     /// Target containers not blocked by a mount-path conflict.
     pub eligible: usize,
@@ -239,14 +239,9 @@ fn plan_container(
         .unwrap_or_default()
         .iter()
         .find(|m| field_str(m, "name") == Some(VOLUME_NAME));
+    // A mount of the socket volume counts whatever its own readOnly says: the CSI driver sees
+    // only the volume's csi.readOnly (checked in `plan`), and serves a read-only socket dir.
     let has_mount = existing_mount.is_some();
-    if existing_mount.is_some_and(|m| !is_read_only(Some(m))) {
-        // Left alone: the patch only adds, and a writable mount of the CSI
-        // volume keeps the pod from starting, which the user must fix.
-        plan.not_read_only = true;
-        plan.warnings.push(writable_mount_warning(target));
-        return Ok(());
-    }
     if !has_mount {
         let taken = mounts
             .unwrap_or_default()
@@ -294,14 +289,6 @@ fn volume_conflict_warning() -> String {
 
 fn writable_volume_warning() -> String {
     format!("volume {VOLUME_NAME} lacks csi.readOnly: true, which {CSI_DRIVER} requires; nothing injected")
-}
-
-fn writable_mount_warning(target: &Target) -> String {
-    let msg = format!(
-        "{} mounts {VOLUME_NAME} without readOnly: true, which {CSI_DRIVER} requires; left alone",
-        truncate(&target.label(), MAX_NAME_IN_WARNING),
-    );
-    truncate(&msg, MAX_WARNING)
 }
 
 /// Plans the whole pod spec.
@@ -412,7 +399,5 @@ mod tests {
         assert!(w.chars().count() <= MAX_WARNING, "{w}");
         assert!(volume_conflict_warning().chars().count() <= MAX_WARNING);
         assert!(writable_volume_warning().chars().count() <= MAX_WARNING);
-        let w = writable_mount_warning(&target);
-        assert!(w.chars().count() <= MAX_WARNING, "{w}");
     }
 }

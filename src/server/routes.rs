@@ -67,7 +67,21 @@ async fn admit(webhook: Webhook, State(app): State<App>, request: Request) -> Re
     let started = Instant::now();
     let body = match read_body(request, BODY_READ_TIMEOUT).await {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(refused) => {
+            // Too large or too slow: never decided, but counted and logged like any error.
+            let elapsed = started.elapsed();
+            let outcome = admission::Outcome::Error.as_str();
+            app.metrics
+                .observe(webhook.path(), outcome, elapsed.as_secs_f64());
+            tracing::info!(
+                webhook = webhook.path(),
+                status = refused.status().as_u16(),
+                outcome,
+                duration_us = elapsed.as_micros() as u64,
+                "admission request refused before a decision"
+            );
+            return refused;
+        }
     };
     let view = app.state.get();
     let reviewed = admission::review(webhook, &body, view.as_deref(), &app.settings);
