@@ -229,19 +229,42 @@ fn count(partitions: &[Partition], resource: Resource) -> usize {
         .sum()
 }
 
-/// Every partition merged into one snapshot.
-fn snapshot(partitions: &[Partition]) -> Snapshot {
-    let (mut meshes, mut identities, mut namespaces) = (Vec::new(), Vec::new(), Vec::new());
-    let mut pods = Vec::with_capacity(count(partitions, Resource::Pods));
-    for reduced in partitions.iter().flat_map(|p| p.objects.values()) {
-        match reduced {
-            Reduced::Mesh(mesh) => meshes.push(Mesh::clone(mesh)),
-            Reduced::Identity(identity) => identities.push(MeshIdentity::clone(identity)),
-            Reduced::Namespace(namespace) => namespaces.push(NamespaceInfo::clone(namespace)),
-            Reduced::Pod(pod) => pods.push(Arc::clone(pod)),
+/// What a snapshot is made of, taken out of the partitions (pods by pointer).
+struct Contents {
+    meshes: Vec<Mesh>,
+    identities: Vec<MeshIdentity>,
+    namespaces: Vec<NamespaceInfo>,
+    pods: Vec<Arc<PodInfo>>,
+}
+
+impl Contents {
+    /// Every partition's objects; cheap enough to take while holding the partitions' lock.
+    fn of(partitions: &[Partition]) -> Self {
+        let mut contents = Self {
+            meshes: Vec::new(),
+            identities: Vec::new(),
+            namespaces: Vec::new(),
+            pods: Vec::with_capacity(count(partitions, Resource::Pods)),
+        };
+        for reduced in partitions.iter().flat_map(|p| p.objects.values()) {
+            match reduced {
+                Reduced::Mesh(mesh) => contents.meshes.push(Mesh::clone(mesh)),
+                Reduced::Identity(identity) => {
+                    contents.identities.push(MeshIdentity::clone(identity))
+                }
+                Reduced::Namespace(namespace) => {
+                    contents.namespaces.push(NamespaceInfo::clone(namespace))
+                }
+                Reduced::Pod(pod) => contents.pods.push(Arc::clone(pod)),
+            }
         }
+        contents
     }
-    Snapshot::new(meshes, identities, namespaces, pods)
+
+    /// The snapshot with its indexes: tens of milliseconds for tens of thousands of pods.
+    fn into_snapshot(self) -> Snapshot {
+        Snapshot::new(self.meshes, self.identities, self.namespaces, self.pods)
+    }
 }
 
 /// The watches to run: one per resource, but MeshIdentities in the system namespace only, and
@@ -584,9 +607,16 @@ async fn publish(shared: Arc<Shared>, state: Arc<StateHandle>, metrics: Arc<Metr
         if !all_synced(&shared) {
             continue;
         }
-        let snapshot = match shared.partitions.lock() {
-            Ok(partitions) => snapshot(&partitions),
+        let contents = match shared.partitions.lock() {
+            Ok(partitions) => Contents::of(&partitions),
             Err(_) => return,
+        };
+        // Indexing a large cluster takes long enough to stall admission requests sharing this
+        // runtime thread (and watch events waiting for the lock), so it runs on its own.
+        let Ok(snapshot) = tokio::task::spawn_blocking(move || contents.into_snapshot()).await
+        else {
+            tracing::error!("building the cluster snapshot failed; keeping the previous one");
+            continue;
         };
         if state.get().is_none() {
             tracing::info!(

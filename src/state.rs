@@ -49,7 +49,11 @@ impl Snapshot {
         namespaces: Vec<NamespaceInfo>,
         pods: Vec<Arc<PodInfo>>,
     ) -> Self {
-        let mut snapshot = Self::default();
+        let mut snapshot = Self {
+            pods: Vec::with_capacity(pods.len()),
+            pod_positions: HashMap::with_capacity(pods.len()),
+            ..Self::default()
+        };
         for pod in pods {
             snapshot.upsert_pod(pod);
         }
@@ -123,21 +127,28 @@ impl Snapshot {
                 self.unindex_pod(position);
                 position
             }
-            None => {
-                self.pods.push(Arc::new(PodInfo::default()));
-                self.pods.len() - 1
-            }
+            None => self.pods.len(),
         };
+        // Live snapshots index every pod on each publish: look keys up before cloning them, as
+        // most label keys and values are shared by many pods.
         for (label, value) in &pod.labels {
-            self.pods_by_label
-                .entry(label.clone())
-                .or_default()
-                .entry(value.clone())
-                .or_default()
-                .push(position);
+            let values = match self.pods_by_label.get_mut(label) {
+                Some(values) => values,
+                None => self.pods_by_label.entry(label.clone()).or_default(),
+            };
+            match values.get_mut(value) {
+                Some(positions) => positions.push(position),
+                None => {
+                    values.insert(value.clone(), vec![position]);
+                }
+            }
         }
         self.pod_positions.insert(key, position);
-        self.pods[position] = pod;
+        if position == self.pods.len() {
+            self.pods.push(pod);
+        } else {
+            self.pods[position] = pod;
+        }
     }
 
     fn unindex_pod(&mut self, position: usize) {
@@ -290,5 +301,50 @@ impl StateHandle {
             Some(reason) => Err(reason),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, app: &str) -> Value {
+        json!({"kind": "Pod", "metadata": {"name": name, "namespace": "shop", "labels": {"app": app}}})
+    }
+
+    fn names(snapshot: &Snapshot, app: &str) -> Vec<String> {
+        let mut names: Vec<String> = snapshot
+            .pods_labelled("app", app)
+            .map(|p| p.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_pod_added_again_replaces_itself_in_every_index() {
+        let mut snapshot = Snapshot::default();
+        for object in [pod("a", "web"), pod("b", "web"), pod("c", "db")] {
+            snapshot.add_object(object).unwrap();
+        }
+        assert_eq!(names(&snapshot, "web"), ["a", "b"]);
+        snapshot.add_object(pod("a", "db")).unwrap();
+        assert_eq!(snapshot.pod_count(), 3);
+        assert_eq!(names(&snapshot, "web"), ["b"]);
+        assert_eq!(names(&snapshot, "db"), ["a", "c"]);
+        assert!(names(&snapshot, "other").is_empty());
+        let all: Vec<&str> = snapshot.pods().map(|p| p.labels["app"].as_str()).collect();
+        assert_eq!(all, ["db", "web", "db"]);
+
+        // The bulk constructor the live state uses keeps the same rule.
+        let pods: Vec<Arc<PodInfo>> = [pod("a", "web"), pod("a", "db")]
+            .iter()
+            .map(|p| Arc::new(PodInfo::from_json(p, None)))
+            .collect();
+        let built = Snapshot::new(Vec::new(), Vec::new(), Vec::new(), pods);
+        assert_eq!(built.pod_count(), 1);
+        assert_eq!(names(&built, "db"), ["a"]);
+        assert!(names(&built, "web").is_empty());
     }
 }
