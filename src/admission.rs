@@ -349,7 +349,9 @@ fn error_reply(http_status: u16, uid: &str, message: String) -> Reviewed {
 /// can be matched to its request.
 fn recover_uid(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    let Some(at) = text.find("\"uid\"") else {
+    // The request's uid, not an object's `metadata.uid` that may come before it in the body.
+    let from = text.find("\"request\"").unwrap_or(0);
+    let Some(at) = text[from..].find("\"uid\"").map(|at| from + at) else {
         return String::new();
     };
     let rest = text[at + 5..].trim_start();
@@ -377,6 +379,10 @@ mod tests {
             "abc-1"
         );
         assert_eq!(recover_uid(br#"{"uid" :"x""#), "x");
+        assert_eq!(
+            recover_uid(br#"{"object": {"metadata": {"uid": "obj"}}, "request": {"uid": "req", "#),
+            "req"
+        );
         assert_eq!(recover_uid(b"garbage"), "");
         assert_eq!(recover_uid(br#"{"uid": 5}"#), "");
     }
