@@ -198,18 +198,12 @@ pub fn review(
         object: object.as_ref(),
         old_object: old_object.as_ref(),
     };
-    let verdict = match (webhook, view) {
-        // The mutation reads nothing but the pod, so it needs no cluster state; refusing it while
-        // the state loads would block every pod creation under failurePolicy: Fail.
-        (Webhook::MutatePod, _) => crate::mutate::review(&decision_input, settings),
-        (_, Some(view)) => decide(webhook, &decision_input, view, settings),
-        (_, None) => {
-            return error_reply(
-                503,
-                &uid,
-                "the cluster state is not loaded yet; retry shortly".to_owned(),
-            )
-        }
+    let Some(verdict) = decide(webhook, &decision_input, view, settings) else {
+        return error_reply(
+            503,
+            &uid,
+            "the cluster state is not loaded yet; retry shortly".to_owned(),
+        );
     };
     let outcome = if verdict.allowed() {
         Outcome::Allowed
@@ -226,23 +220,29 @@ fn take_object(raw: &mut Value, pointer: &str) -> Option<Value> {
         .filter(|object| !object.is_null())
 }
 
-/// The decision behind each endpoint.
+/// The decision behind each endpoint; `None` when it needs the cluster state and `view` has
+/// none yet.
 pub fn decide(
     webhook: Webhook,
     request: &Request,
-    view: &dyn ClusterView,
+    view: Option<&dyn ClusterView>,
     settings: &Settings,
-) -> Verdict {
-    match webhook {
-        Webhook::ValidateMeshIdentity => validate::meshidentity::review(request, view, settings),
-        Webhook::ValidateMesh => validate::mesh::review(request, view),
-        Webhook::ValidatePod => {
+) -> Option<Verdict> {
+    Some(match (webhook, view) {
+        // The mutation reads nothing but the pod, so it needs no cluster state; refusing it while
+        // the state loads would block every pod creation under failurePolicy: Fail.
+        (Webhook::MutatePod, _) => crate::mutate::review(request, settings),
+        (_, None) => return None,
+        (Webhook::ValidateMeshIdentity, Some(view)) => {
+            validate::meshidentity::review(request, view, settings)
+        }
+        (Webhook::ValidateMesh, Some(view)) => validate::mesh::review(request, view),
+        (Webhook::ValidatePod, Some(view)) => {
             let (mut verdict, denial) = validate::pod::review_with_reason(request, view, settings);
             verdict.metric_reason = denial.map(|d| d.as_str());
             verdict
         }
-        Webhook::MutatePod => crate::mutate::review(request, settings),
-    }
+    })
 }
 
 fn respond(

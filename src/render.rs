@@ -62,6 +62,14 @@ pub struct RenderedId {
     pub problem: Option<String>,
 }
 
+impl RenderedId {
+    /// `"<value>": <problem>`, the form error messages quote a broken ID in.
+    pub fn problem_with_value(&self) -> Option<String> {
+        let problem = self.problem.as_ref()?;
+        Some(format!("\"{}\": {problem}", self.value))
+    }
+}
+
 /// Parses and renders both templates of `identity` for `dataplane`; `Err` says which template
 /// failed to parse or render. The SPIFFE rules are checked but kept apart from the value, so
 /// callers can show the reason and the value separately.
@@ -98,9 +106,9 @@ pub fn spiffe_id_for(
     settings: &Settings,
 ) -> Result<String, String> {
     let rendered = render_spiffe_id(identity, dataplane, settings)?;
-    match rendered.problem {
+    match rendered.problem_with_value() {
         None => Ok(rendered.value),
-        Some(problem) => Err(format!("\"{}\": {problem}", rendered.value)),
+        Some(error) => Err(error),
     }
 }
 

@@ -170,7 +170,8 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
     let (reason, warnings) = match render_spiffe_id(identity, &dataplane, settings) {
         Ok(rendered) => {
             audit.insert(AUDIT_SPIFFE_ID.to_owned(), rendered.value.clone());
-            let Some(problem) = rendered.problem else {
+            let (Some(problem), Some(reason)) = (&rendered.problem, rendered.problem_with_value())
+            else {
                 return Some(Assessment {
                     audit,
                     finding: None,
@@ -183,7 +184,7 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
                     rendered.value
                 )),
             ];
-            (format!("\"{}\": {problem}", rendered.value), warnings)
+            (reason, warnings)
         }
         Err(error) => {
             let warnings = vec![

@@ -53,12 +53,16 @@ pub fn check_selected_pods(
         !path.label_keys().is_empty() || candidate.path_template().contains("label");
     let mut breakage = Breakage::default();
     for pod in pods_that_may_match(candidate, view) {
+        // Pods Kuma never injects get no SPIFFE ID from any identity, so they cannot break; the
+        // cheap check comes before building the pod's dataplane labels and ranking them.
+        if !is_meshed(pod, view) {
+            continue;
+        }
         let dataplane = DataplaneView::new(pod, view, settings);
         let wins = ranking
             .winner(&dataplane)
             .is_some_and(|winner| std::ptr::eq(winner, candidate));
-        // Pods Kuma never injects get no SPIFFE ID from any identity, so they cannot break.
-        if dataplane.mesh != mesh || !wins || !is_meshed(pod, view) {
+        if dataplane.mesh != mesh || !wins {
             continue;
         }
         if needs_workload && dataplane.workload.is_none() {
