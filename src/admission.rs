@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::config::Settings;
+use crate::pruned::{decode_pruned, Action, Prune};
 use crate::state::ClusterView;
 use crate::validate::{self, Operation, Request, Verdict};
 
@@ -72,6 +73,47 @@ impl Webhook {
             Self::ValidateMeshIdentity => ("kuma.io", "MeshIdentity"),
             Self::ValidateMesh => ("kuma.io", "Mesh"),
             Self::ValidatePod | Self::MutatePod => ("", "Pod"),
+        }
+    }
+
+    /// What the decision never reads of this endpoint's objects, and so is never built: the
+    /// field manager's records, status, free-form configuration, and a pod's spec for the pod
+    /// validator (which reads its service account only).
+    fn unread(self) -> &'static [Prune] {
+        const MANAGED_FIELDS: Prune = Prune {
+            path: &["metadata", "managedFields"],
+            action: Action::Skip,
+        };
+        const STATUS: Prune = Prune {
+            path: &["status"],
+            action: Action::Skip,
+        };
+        match self {
+            Self::ValidateMeshIdentity => &[
+                MANAGED_FIELDS,
+                STATUS,
+                Prune {
+                    path: &["spec", "provider", "extension", "config"],
+                    action: Action::Skip,
+                },
+            ],
+            Self::ValidateMesh => &[
+                MANAGED_FIELDS,
+                STATUS,
+                Prune {
+                    path: &["spec"],
+                    action: Action::Only(&["meshServices"]),
+                },
+            ],
+            Self::ValidatePod => &[
+                MANAGED_FIELDS,
+                STATUS,
+                Prune {
+                    path: &["spec"],
+                    action: Action::Only(&["serviceAccountName"]),
+                },
+            ],
+            Self::MutatePod => &[MANAGED_FIELDS, STATUS],
         }
     }
 
@@ -298,11 +340,11 @@ pub fn review(
     }
     let operation = request.operation.decision();
     let (reads_object, reads_old) = webhook.reads(operation);
-    let object = match decode_object(request.object, reads_object) {
+    let object = match decode_object(request.object, reads_object, webhook) {
         Ok(object) => object,
         Err(e) => return undecodable(&request, summary, "object", &e),
     };
-    let old_object = match decode_object(request.old_object, reads_old) {
+    let old_object = match decode_object(request.old_object, reads_old, webhook) {
         Ok(object) => object,
         Err(e) => return undecodable(&request, summary, "oldObject", &e),
     };
@@ -328,10 +370,15 @@ pub fn review(
     respond(&request, summary, verdict, outcome)
 }
 
-/// The object as a JSON value when the decision reads it; `None` when absent, null or unread.
-fn decode_object(raw: Option<&RawValue>, read: bool) -> Result<Option<Value>, serde_json::Error> {
+/// The object as a JSON value, without what the decision never reads, when it reads the object
+/// at all; `None` when absent, null or unread.
+fn decode_object(
+    raw: Option<&RawValue>,
+    read: bool,
+    webhook: Webhook,
+) -> Result<Option<Value>, serde_json::Error> {
     match raw.filter(|raw| read && raw.get() != "null") {
-        Some(raw) => serde_json::from_str(raw.get()).map(Some),
+        Some(raw) => decode_pruned(raw.get(), webhook.unread()).map(Some),
         None => Ok(None),
     }
 }

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub watch_restarts: Family<ResourceLabels, Counter>,
     pub decode_errors: Family<ResourceLabels, Counter>,
     pub snapshots_published: Counter,
+    pub overloaded: Counter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -145,8 +146,15 @@ impl Metrics {
             "Cluster state snapshots published to the decision layer",
             snapshots_published.clone(),
         );
+        let overloaded = Counter::default();
+        registry.register(
+            "admission_overloaded",
+            "Admission requests refused with 503 because their memory did not fit in time",
+            overloaded.clone(),
+        );
         Self {
             registry,
+            overloaded,
             requests,
             latency,
             pod_denials,

@@ -4,6 +4,7 @@ mod certs;
 mod check;
 mod explain;
 mod inject;
+mod logging;
 mod serve;
 
 use std::process::ExitCode;
@@ -127,18 +128,6 @@ impl DecisionArgs {
                 socket_file_name: self.spire_socket_file_name.clone(),
             },
         }
-    }
-}
-
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -16,7 +16,8 @@ use kuma_identity_webhook::server::reload::CertStore;
 use kuma_identity_webhook::server::{self, routes, tls};
 use kuma_identity_webhook::state::{Snapshot, StateHandle};
 
-use super::{init_logging, DecisionArgs, LogFormat};
+use super::logging::init_logging;
+use super::{DecisionArgs, LogFormat};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -58,9 +59,18 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "KIW_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Memory that admission requests in flight may take together, in bytes (each reserves 32
+    /// times its body). A quarter of the container's memory limit; a request that does not fit
+    /// waits until its timeout is nearly spent, then gets 503.
+    #[arg(long, env = "KIW_MAX_INFLIGHT_BYTES", default_value_t = DEFAULT_MAX_INFLIGHT_BYTES)]
+    max_inflight_bytes: usize,
     #[command(flatten)]
     decisions: DecisionArgs,
 }
+
+/// A quarter of the shipped Deployment's 256 MiB memory limit: the rest covers the cluster state,
+/// the runtime and the responses being written.
+const DEFAULT_MAX_INFLIGHT_BYTES: usize = 64 * 1024 * 1024;
 
 pub fn run(args: ServeArgs) -> ExitCode {
     init_logging(args.log_format);
@@ -93,11 +103,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cert_store = Arc::new(CertStore::load(&args.tls_cert, &args.tls_key)?);
     let tls_config = tls::server_config(cert_store.clone())?;
     let state = Arc::new(StateHandle::default());
-    let app = routes::App {
-        state: state.clone(),
-        settings: Arc::new(args.decisions.settings()),
-        metrics: Arc::new(Metrics::new()),
-    };
+    let app = routes::App::new(
+        state.clone(),
+        args.decisions.settings(),
+        Arc::new(Metrics::new()),
+        args.max_inflight_bytes,
+    );
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

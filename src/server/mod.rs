@@ -1,6 +1,8 @@
 //! The HTTPS admission listener and the plain-HTTP admin listener.
 
 pub mod deadline;
+pub mod inflight;
+pub mod intake;
 pub mod reload;
 pub mod routes;
 pub mod tls;

@@ -22,6 +22,9 @@ use kuma_identity_webhook::metrics::Metrics;
 use kuma_identity_webhook::server::{self, routes};
 use kuma_identity_webhook::state::{Snapshot, StateHandle};
 
+/// The server's default memory for requests in flight (`serve --max-inflight-bytes`).
+pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 64 << 20;
+
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
@@ -70,11 +73,12 @@ impl TestServer {
             server::tls::load_server_config(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let metrics = Arc::new(Metrics::new());
-        let app = routes::App {
-            state: handle.clone(),
-            settings: Arc::new(settings),
-            metrics: metrics.clone(),
-        };
+        let app = routes::App::new(
+            handle.clone(),
+            settings,
+            metrics.clone(),
+            DEFAULT_MAX_INFLIGHT_BYTES,
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(server::serve_tls(
