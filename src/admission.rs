@@ -272,11 +272,30 @@ pub fn review(
     view: Option<&dyn ClusterView>,
     settings: &Settings,
 ) -> Reviewed {
+    match open(webhook, body) {
+        Ok(opened) => opened.decide(view, settings),
+        Err(answered) => *answered,
+    }
+}
+
+/// A review whose envelope is valid, its objects not decoded yet.
+struct Opened<'a> {
+    webhook: Webhook,
+    request: RequestFields<'a>,
+}
+
+/// Decodes the envelope of one AdmissionReview body; a body that is no valid review for
+/// `webhook` is answered right away, with nothing built from its objects.
+fn open(webhook: Webhook, body: &[u8]) -> Result<Opened<'_>, Box<Reviewed>> {
     let envelope: Envelope = match serde_json::from_slice(body) {
         Ok(envelope) => envelope,
         Err(e) => {
             let uid = recover_uid(body);
-            return error_reply(400, &uid, format!("malformed AdmissionReview: {e}"));
+            return Err(Box::new(error_reply(
+                400,
+                &uid,
+                format!("malformed AdmissionReview: {e}"),
+            )));
         }
     };
     let raw_request = envelope.request.filter(|r| r.get() != "null");
@@ -288,7 +307,7 @@ pub fn review(
     };
     let (api_version, kind) = (envelope.api_version.as_deref(), envelope.kind.as_deref());
     if api_version != Some(API_VERSION) || kind != Some(REVIEW_KIND) {
-        return error_reply(
+        return Err(Box::new(error_reply(
             400,
             &uid_of_request(),
             format!(
@@ -296,78 +315,87 @@ pub fn review(
                 api_version.unwrap_or("<none>"),
                 kind.unwrap_or("<none>")
             ),
-        );
+        )));
     }
     let Some(raw_request) = raw_request else {
-        return error_reply(400, "", "AdmissionReview has no request".to_owned());
-    };
-    let request: RequestFields = match serde_json::from_str(raw_request.get()) {
-        Ok(request) => request,
-        Err(e) => {
-            return error_reply(
-                400,
-                &uid_of_request(),
-                format!("malformed AdmissionReview request: {e}"),
-            )
-        }
-    };
-    let summary = Summary {
-        uid: request.uid.clone(),
-        kind: request.kind.kind.clone(),
-        namespace: request.namespace.clone().unwrap_or_default(),
-        name: request.name.clone(),
-        operation: request.operation.as_str().to_owned(),
-        dry_run: request.dry_run.unwrap_or(false),
-    };
-    let (group, kind) = webhook.accepts();
-    if request.kind.group != group || request.kind.kind != kind {
-        let verdict = Verdict::deny(
+        return Err(Box::new(error_reply(
             400,
-            "BadRequest",
-            format!(
-                "{} handles {kind}.{group}, not {}.{}; check the webhook's rules",
-                webhook.path(),
-                request.kind.kind,
-                request.kind.group
-            ),
-        );
-        // Counted like a malformed pod: the pod webhooks' metrics keep a bounded reason for it.
-        let verdict = Verdict {
-            metric_reason: Some(MALFORMED_REASON),
-            ..verdict
-        };
-        return respond(&request, summary, verdict, Outcome::Error);
+            "",
+            "AdmissionReview has no request".to_owned(),
+        )));
+    };
+    match serde_json::from_str(raw_request.get()) {
+        Ok(request) => Ok(Opened { webhook, request }),
+        Err(e) => Err(Box::new(error_reply(
+            400,
+            &uid_of_request(),
+            format!("malformed AdmissionReview request: {e}"),
+        ))),
     }
-    let operation = request.operation.decision();
-    let (reads_object, reads_old) = webhook.reads(operation);
-    let object = match decode_object(request.object, reads_object, webhook) {
-        Ok(object) => object,
-        Err(e) => return undecodable(&request, summary, "object", &e),
-    };
-    let old_object = match decode_object(request.old_object, reads_old, webhook) {
-        Ok(object) => object,
-        Err(e) => return undecodable(&request, summary, "oldObject", &e),
-    };
-    let decision_input = Request {
-        operation,
-        namespace: request.namespace.as_deref(),
-        username: request.user_info.username.as_deref().unwrap_or_default(),
-        object: object.as_ref(),
-        old_object: old_object.as_ref(),
-    };
-    let Some(verdict) = decide(webhook, &decision_input, view, settings) else {
-        return error_reply(
-            503,
-            &request.uid,
-            "the cluster state is not loaded yet; retry shortly".to_owned(),
-        );
-    };
-    let outcome = if verdict.allowed() {
-        Outcome::Allowed
-    } else {
-        Outcome::Denied
-    };
-    respond(&request, summary, verdict, outcome)
+}
+
+impl Opened<'_> {
+    /// Decodes what the decision reads, decides, and answers.
+    fn decide(self, view: Option<&dyn ClusterView>, settings: &Settings) -> Reviewed {
+        let Opened { webhook, request } = self;
+        let summary = Summary {
+            uid: request.uid.clone(),
+            kind: request.kind.kind.clone(),
+            namespace: request.namespace.clone().unwrap_or_default(),
+            name: request.name.clone(),
+            operation: request.operation.as_str().to_owned(),
+            dry_run: request.dry_run.unwrap_or(false),
+        };
+        let (group, kind) = webhook.accepts();
+        if request.kind.group != group || request.kind.kind != kind {
+            let verdict = Verdict::deny(
+                400,
+                "BadRequest",
+                format!(
+                    "{} handles {kind}.{group}, not {}.{}; check the webhook's rules",
+                    webhook.path(),
+                    request.kind.kind,
+                    request.kind.group
+                ),
+            );
+            // Counted like a malformed pod: the pod webhooks' metrics keep a bounded reason.
+            let verdict = Verdict {
+                metric_reason: Some(MALFORMED_REASON),
+                ..verdict
+            };
+            return respond(&request, summary, verdict, Outcome::Error);
+        }
+        let operation = request.operation.decision();
+        let (reads_object, reads_old) = webhook.reads(operation);
+        let object = match decode_object(request.object, reads_object, webhook) {
+            Ok(object) => object,
+            Err(e) => return undecodable(&request, summary, "object", &e),
+        };
+        let old_object = match decode_object(request.old_object, reads_old, webhook) {
+            Ok(object) => object,
+            Err(e) => return undecodable(&request, summary, "oldObject", &e),
+        };
+        let decision_input = Request {
+            operation,
+            namespace: request.namespace.as_deref(),
+            username: request.user_info.username.as_deref().unwrap_or_default(),
+            object: object.as_ref(),
+            old_object: old_object.as_ref(),
+        };
+        let Some(verdict) = decide(webhook, &decision_input, view, settings) else {
+            return error_reply(
+                503,
+                &request.uid,
+                "the cluster state is not loaded yet; retry shortly".to_owned(),
+            );
+        };
+        let outcome = if verdict.allowed() {
+            Outcome::Allowed
+        } else {
+            Outcome::Denied
+        };
+        respond(&request, summary, verdict, outcome)
+    }
 }
 
 /// The object as a JSON value, without what the decision never reads, when it reads the object

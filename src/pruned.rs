@@ -74,7 +74,9 @@ impl<'de> Visitor<'de> for Level<'_> {
                 .filter(|rule| rule.path.get(self.depth) == Some(&key.as_str()))
                 .copied()
                 .collect();
-            let here = through.iter().find(|rule| rule.path.len() == self.depth + 1);
+            let here = through
+                .iter()
+                .find(|rule| rule.path.len() == self.depth + 1);
             let value = match here.map(|rule| rule.action) {
                 Some(Action::Skip) => {
                     map.next_value::<IgnoredAny>()?;

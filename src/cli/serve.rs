@@ -59,7 +59,7 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "KIW_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// Memory that admission requests in flight may take together, in bytes (each reserves 32
+    /// Memory that admission requests in flight may take together, in bytes (each reserves 40
     /// times its body). A quarter of the container's memory limit; a request that does not fit
     /// waits until its timeout is nearly spent, then gets 503.
     #[arg(long, env = "KIW_MAX_INFLIGHT_BYTES", default_value_t = DEFAULT_MAX_INFLIGHT_BYTES)]

@@ -83,7 +83,10 @@ mod tests {
             "application/yaml",
             "application/jsonx",
         ] {
-            assert!(check_content_type(&with_type(refused)).is_err(), "{refused}");
+            assert!(
+                check_content_type(&with_type(refused)).is_err(),
+                "{refused}"
+            );
         }
         assert!(check_content_type(&HeaderMap::new()).is_err());
     }
@@ -92,12 +95,18 @@ mod tests {
     fn the_callers_timeout_comes_from_the_query() {
         let timeout = |uri: &str| caller_timeout(&uri.parse().unwrap());
         assert_eq!(timeout("/x?timeout=5s"), Duration::from_secs(5));
-        assert_eq!(timeout("/x?a=b&timeout=1500ms"), Duration::from_millis(1500));
+        assert_eq!(
+            timeout("/x?a=b&timeout=1500ms"),
+            Duration::from_millis(1500)
+        );
         assert_eq!(timeout("/x"), DEFAULT_TIMEOUT);
         assert_eq!(timeout("/x?timeout=junk"), DEFAULT_TIMEOUT);
         assert_eq!(timeout("/x?timeout=-5s"), DEFAULT_TIMEOUT);
         assert_eq!(timeout("/x?timeout=1h"), MAX_TIMEOUT);
         assert_eq!(wait_limit(Duration::from_secs(10)), Duration::from_secs(9));
-        assert_eq!(wait_limit(Duration::from_secs(2)), Duration::from_millis(1600));
+        assert_eq!(
+            wait_limit(Duration::from_secs(2)),
+            Duration::from_millis(1600)
+        );
     }
 }

@@ -162,10 +162,20 @@ async fn decide(
     // Refused from its head, before `100 Continue` invites the body.
     if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
         let message = format!("request body larger than {MAX_BODY_BYTES} bytes");
-        return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, message, version, "too large"));
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            message,
+            version,
+            "too large",
+        ));
     }
     if let Err(message) = intake::check_content_type(request.headers()) {
-        return Err(refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, message, version, "content type"));
+        return Err(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message,
+            version,
+            "content type",
+        ));
     }
     let timeout = intake::caller_timeout(request.uri());
     // Without a length (chunked), the largest body is assumed.
@@ -180,7 +190,12 @@ async fn decide(
             app.inflight.used(),
             app.inflight.capacity(),
         );
-        return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, message, version, "no memory"));
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            message,
+            version,
+            "no memory",
+        ));
     };
     let body = read_body(request, BODY_READ_TIMEOUT)
         .await
@@ -190,7 +205,12 @@ async fn decide(
         })?;
     let view = app.state.get();
     if body.len() <= INLINE_DECISION_BYTES && webhook != Webhook::ValidateMeshIdentity {
-        return Ok(admission::review(webhook, &body, view.as_deref(), &app.settings));
+        return Ok(admission::review(
+            webhook,
+            &body,
+            view.as_deref(),
+            &app.settings,
+        ));
     }
     let settings = Arc::clone(&app.settings);
     tokio::task::spawn_blocking(move || {
