@@ -77,19 +77,30 @@ impl Mesh {
         self.metadata.name.as_deref().unwrap_or_default()
     }
 
-    /// The mode as written, `Disabled` when absent (Kuma's default). An unrecognised value is
-    /// returned as `Err` with the raw text so messages can quote it.
+    /// The mode as written, `Disabled` when absent (Kuma's default). Like upstream's protobuf
+    /// JSON decoding, the enum's numbers are accepted too (`3` is `Exclusive`). An unrecognised
+    /// value is returned as `Err` with the raw text so messages can quote it.
     pub fn mesh_services_mode(&self) -> Result<MeshServicesMode, String> {
-        let raw = self.spec.pointer("/meshServices/mode");
-        match raw.and_then(Value::as_str) {
-            None if raw.is_none_or(Value::is_null) => Ok(MeshServicesMode::Disabled),
-            Some("Disabled") => Ok(MeshServicesMode::Disabled),
-            Some("Everywhere") => Ok(MeshServicesMode::Everywhere),
-            Some("ReachableBackends") => Ok(MeshServicesMode::ReachableBackends),
-            Some("Exclusive") => Ok(MeshServicesMode::Exclusive),
-            Some(other) => Err(other.to_owned()),
-            None => Err(raw.map(Value::to_string).unwrap_or_default()),
-        }
+        const BY_NUMBER: [MeshServicesMode; 4] = [
+            MeshServicesMode::Disabled,
+            MeshServicesMode::Everywhere,
+            MeshServicesMode::ReachableBackends,
+            MeshServicesMode::Exclusive,
+        ];
+        let raw = match self.spec.pointer("/meshServices/mode") {
+            None | Some(Value::Null) => return Ok(MeshServicesMode::Disabled),
+            Some(raw) => raw,
+        };
+        let by_name = raw
+            .as_str()
+            .and_then(|name| BY_NUMBER.into_iter().find(|mode| mode.as_str() == name));
+        let by_number = raw
+            .as_u64()
+            .and_then(|number| BY_NUMBER.get(usize::try_from(number).ok()?).copied());
+        by_name.or(by_number).ok_or_else(|| match raw.as_str() {
+            Some(text) => text.to_owned(),
+            None => raw.to_string(),
+        })
     }
 
     pub fn is_exclusive(&self) -> bool {

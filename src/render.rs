@@ -1,8 +1,12 @@
 //! Rendering SPIFFE IDs from a MeshIdentity's templates.
 
-use crate::api::{MeshIdentity, ZONE_LABEL};
+use std::sync::OnceLock;
+
+use crate::api::{
+    Labels, MeshIdentity, ENV_LABEL, MESH_LABEL, NAMESPACE_LABEL, ORIGIN_LABEL, ZONE_LABEL,
+};
 use crate::config::Settings;
-use crate::dataplane::DataplaneView;
+use crate::dataplane::{DataplaneView, ENV_KUBERNETES};
 use crate::gotemplate::{self, Data, Template};
 use crate::spiffe;
 
@@ -10,37 +14,78 @@ use crate::spiffe;
 pub const LABEL_FUNC: &[&str] = &["label"];
 /// Fields the trust domain template can read.
 pub const TRUST_DOMAIN_FIELDS: &[&str] = &["Mesh", "Zone"];
-/// Fields the path template can read.
-pub const PATH_FIELDS: &[&str] = &["Namespace", "ServiceAccount", "Workload"];
+/// Fields the path template can read, in the order of the struct upstream renders it with (Go
+/// prints them in that order for `{{ . }}`). Upstream renders `spiffe://{{ .TrustDomain }}` and
+/// the path as one template, so the rendered trust domain is there too.
+pub const PATH_FIELDS: &[&str] = &["TrustDomain", "Namespace", "ServiceAccount", "Workload"];
+
+/// The label Kuma's defaulting webhook sets to the object's name.
+const DISPLAY_NAME_LABEL: &str = "kuma.io/display-name";
+/// The origin Kuma's defaulting webhook gives objects created in a zone.
+const ORIGIN_ZONE: &str = "zone";
 
 /// Parses a SPIFFE ID template the way upstream does, with its error prefix.
 pub fn parse_template(source: &str) -> Result<Template, String> {
     gotemplate::parse(source, LABEL_FUNC).map_err(|e| format!("couldn't parse template: {e}"))
 }
 
+/// The labels a MeshIdentity carries once Kuma's defaulting webhook has run, which it always has
+/// before any validating webhook (mutating webhooks come first) and before Kuma renders it: its
+/// own labels, with the mesh, zone, environment, origin and namespace added where absent, and
+/// its name as the display name.
+pub fn defaulted_labels(identity: &MeshIdentity, settings: &Settings) -> Labels {
+    let mut labels = identity.labels().clone();
+    let namespace = match identity.namespace() {
+        "" => settings.system_namespace.as_str(),
+        namespace => namespace,
+    };
+    let defaults = [
+        (MESH_LABEL, identity.mesh()),
+        (ZONE_LABEL, settings.zone.as_str()),
+        (ENV_LABEL, ENV_KUBERNETES),
+        (ORIGIN_LABEL, ORIGIN_ZONE),
+        (NAMESPACE_LABEL, namespace),
+    ];
+    for (key, value) in defaults {
+        if !labels.contains_key(key) {
+            labels.insert(key.to_owned(), value.to_owned());
+        }
+    }
+    labels.insert(DISPLAY_NAME_LABEL.to_owned(), identity.name().to_owned());
+    labels
+}
+
 /// Renders the trust domain with the identity's own data: its mesh, its zone (label, else the
-/// configured zone) and `label` reading its own labels.
+/// configured zone) and `label` reading its labels as Kuma's defaulting webhook leaves them.
 pub fn render_trust_domain(
     template: &Template,
     identity: &MeshIdentity,
     settings: &Settings,
 ) -> Result<String, String> {
-    let zone = identity
-        .labels()
+    let labels = defaulted_labels(identity, settings);
+    // An empty label counts as absent here, as upstream treats it.
+    let zone = labels
         .get(ZONE_LABEL)
+        .filter(|zone| !zone.is_empty())
         .map_or(settings.zone.as_str(), String::as_str);
     let fields = [("Mesh", identity.mesh()), ("Zone", zone)];
     template
         .execute(&Data {
             fields: &fields,
-            labels: identity.labels(),
+            labels: &labels,
         })
         .map_err(|e| e.to_string())
 }
 
-/// Renders the path with the dataplane's data and `label` reading its dataplane labels.
-pub fn render_path(template: &Template, dataplane: &DataplaneView) -> Result<String, String> {
+/// Renders the path with the rendered trust domain, the dataplane's data and `label` reading its
+/// dataplane labels.
+pub fn render_path(
+    template: &Template,
+    trust_domain: &str,
+    dataplane: &DataplaneView,
+) -> Result<String, String> {
     let fields = [
+        ("TrustDomain", trust_domain),
         ("Namespace", dataplane.pod.namespace.as_str()),
         ("ServiceAccount", dataplane.pod.service_account.as_str()),
         ("Workload", dataplane.workload.unwrap_or_default()),
@@ -51,6 +96,26 @@ pub fn render_path(template: &Template, dataplane: &DataplaneView) -> Result<Str
             labels: &dataplane.labels(),
         })
         .map_err(|e| e.to_string())
+}
+
+/// Go's `%q` of a string, the way upstream's validators quote offending values. It goes through
+/// this crate's Go `fmt` (pinned to Go by the template oracle) rather than a second copy of
+/// `strconv.Quote`; a value too long for the renderer's output budget falls back to Rust's
+/// quoting, which agrees with Go's for printable text.
+pub fn go_quote(value: &str) -> String {
+    static QUOTE: OnceLock<Option<Template>> = OnceLock::new();
+    let template = QUOTE.get_or_init(|| gotemplate::parse(r#"{{ printf "%q" .Value }}"#, &[]).ok());
+    template
+        .as_ref()
+        .and_then(|template| {
+            template
+                .execute(&Data {
+                    fields: &[("Value", value)],
+                    labels: &Labels::new(),
+                })
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{value:?}"))
 }
 
 /// A SPIFFE ID as the templates rendered it, and what breaks the SPIFFE rules in it, if anything.
@@ -84,7 +149,7 @@ pub fn render_spiffe_id(
         parse_template(identity.path_template()).map_err(|e| format!("path: {e}"))?;
     let trust_domain = render_trust_domain(&trust_domain_template, identity, settings)
         .map_err(|e| format!("trust domain: {e}"))?;
-    let path = render_path(&path_template, dataplane)?;
+    let path = render_path(&path_template, &trust_domain, dataplane)?;
     Ok(match spiffe::spiffe_id(&trust_domain, &path) {
         Ok(value) => RenderedId {
             value,

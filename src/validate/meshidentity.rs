@@ -1,7 +1,10 @@
-//! `POST /validate-kuma-io-v1alpha1-meshidentity`: SPEC §2 rules 1–6.
+//! `POST /validate-kuma-io-v1alpha1-meshidentity`: SPEC §2 rules 1–7.
+
+use serde_json::Value;
 
 use crate::api::{MeshIdentity, MeshServicesMode, ORIGIN_LABEL};
 use crate::config::Settings;
+use crate::render::go_quote;
 use crate::state::ClusterView;
 
 use super::provider::check_provider;
@@ -10,6 +13,8 @@ use super::workload::check_selected_pods;
 use super::{Findings, Operation, Request, Verdict};
 
 pub const KIND: &str = "MeshIdentity";
+/// The API group of Kuma's resources, the `Mesh` among them.
+const KUMA_GROUP: &str = "kuma.io";
 
 /// Decides a MeshIdentity admission request. DELETE and CONNECT are always allowed (unlike
 /// upstream, so a misplaced object can still be deleted).
@@ -24,12 +29,25 @@ pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) ->
             "request.object is required for CREATE and UPDATE",
         );
     };
-    let mut identity: MeshIdentity = match serde_json::from_value(object.clone()) {
+    let identity = match read_identity(object, request.namespace) {
         Ok(identity) => identity,
         Err(e) => {
             return Verdict::deny(422, "Invalid", format!("{KIND} could not be read: {e}"));
         }
     };
+    // The stored object, for the UPDATE ratchet; one that cannot be read ratchets nothing.
+    let before = request
+        .old_object
+        .filter(|_| request.operation == Operation::Update)
+        .and_then(|old| read_identity(old, request.namespace).ok());
+    let findings = check(&identity, before.as_ref(), request.username, view, settings);
+    findings.into_verdict(KIND, identity.name())
+}
+
+/// A MeshIdentity from raw JSON, placed in the request's namespace when it names none
+/// (`generateName` objects).
+fn read_identity(object: &Value, namespace: Option<&str>) -> serde_json::Result<MeshIdentity> {
+    let mut identity: MeshIdentity = serde_json::from_value(object.clone())?;
     if identity
         .metadata
         .namespace
@@ -37,15 +55,16 @@ pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) ->
         .unwrap_or_default()
         .is_empty()
     {
-        identity.metadata.namespace = request.namespace.map(str::to_owned);
+        identity.metadata.namespace = namespace.map(str::to_owned);
     }
-    let findings = check(&identity, request.username, view, settings);
-    findings.into_verdict(KIND, identity.name())
+    Ok(identity)
 }
 
 /// Every rule over one MeshIdentity; what the HTTP and CLI adapters share with the benches.
+/// `before` is the stored object on UPDATE: pod findings it already produced only warn.
 pub fn check(
     identity: &MeshIdentity,
+    before: Option<&MeshIdentity>,
     username: &str,
     view: &dyn ClusterView,
     settings: &Settings,
@@ -54,15 +73,26 @@ pub fn check(
     let privileged = settings.privileged_users.iter().any(|u| u == username);
     if !privileged {
         check_placement(identity, settings, &mut findings);
-        check_mesh(identity, view, &mut findings);
+        check_mesh(identity, view, settings, &mut findings);
+        check_owner_references(identity, &mut findings);
     }
     check_origin(identity, &mut findings);
     if let Some(provider) = &identity.spec.provider {
         check_provider(provider, &mut findings);
     }
     let templates = check_templates(identity, settings, &mut findings);
+    // Pod findings ratchet on UPDATE (see check_selected_pods); every rule above judges the new
+    // object alone, as upstream does.
     if let (Some(trust_domain), Some(path)) = (&templates.trust_domain, &templates.path) {
-        check_selected_pods(identity, trust_domain, path, view, settings, &mut findings);
+        check_selected_pods(
+            identity,
+            before,
+            trust_domain,
+            path,
+            view,
+            settings,
+            &mut findings,
+        );
     }
     findings
 }
@@ -80,17 +110,32 @@ fn check_placement(identity: &MeshIdentity, settings: &Settings, findings: &mut 
     }
 }
 
-/// Rule 2: the mesh must exist and use `meshServices.mode: Exclusive`.
-fn check_mesh(identity: &MeshIdentity, view: &dyn ClusterView, findings: &mut Findings) {
+/// Rule 2: the mesh must exist (Kuma's own webhook refuses an object of a missing mesh too) and,
+/// on Kuma 2, use `meshServices.mode: Exclusive`.
+fn check_mesh(
+    identity: &MeshIdentity,
+    view: &dyn ClusterView,
+    settings: &Settings,
+    findings: &mut Findings,
+) {
     let field = "metadata.labels[\"kuma.io/mesh\"]";
     let name = identity.mesh();
+    let exclusive_required = settings.kuma_version.requires_exclusive_mesh_services();
     let Some(mesh) = view.mesh(name) else {
+        let create = if exclusive_required {
+            "create it with spec.meshServices.mode: Exclusive"
+        } else {
+            "create it"
+        };
         findings.invalid(
             field,
-            format!("Mesh \"{name}\" does not exist; create it with spec.meshServices.mode: Exclusive, or set the kuma.io/mesh label to an existing mesh"),
+            format!("Mesh \"{name}\" does not exist; {create}, or set the kuma.io/mesh label to an existing mesh"),
         );
         return;
     };
+    if !exclusive_required {
+        return;
+    }
     let mode = match mesh.mesh_services_mode() {
         Ok(MeshServicesMode::Exclusive) => return,
         Ok(mode) => mode.as_str().to_owned(),
@@ -100,6 +145,39 @@ fn check_mesh(identity: &MeshIdentity, view: &dyn ClusterView, findings: &mut Fi
         field,
         format!("Mesh \"{name}\" has spec.meshServices.mode: {mode}, but MeshIdentity requires Exclusive; set spec.meshServices.mode: Exclusive on Mesh \"{name}\" first"),
     );
+}
+
+/// Rule 7: an owner reference to a `Mesh` (group `kuma.io`) must name the identity's own mesh,
+/// or deleting that other mesh would garbage-collect the identity. Upstream's words
+/// (kumahq/kuma#18060).
+fn check_owner_references(identity: &MeshIdentity, findings: &mut Findings) {
+    let mesh = identity.mesh();
+    let references = identity.metadata.owner_references.iter().flatten();
+    for (index, reference) in references.enumerate() {
+        if reference.kind != "Mesh" || api_group(&reference.api_version) != Some(KUMA_GROUP) {
+            continue;
+        }
+        if reference.name != mesh {
+            findings.invalid(
+                format!("metadata.ownerReferences[{index}].name"),
+                format!(
+                    "must be the same as the mesh of the resource {}, got {}. A resource cannot be moved between meshes, delete it and apply it again in the new mesh",
+                    go_quote(mesh),
+                    go_quote(&reference.name)
+                ),
+            );
+        }
+    }
+}
+
+/// The group of an `apiVersion` as Kubernetes parses it (`v1` has the empty group); `None` when
+/// it does not parse, which upstream skips.
+fn api_group(api_version: &str) -> Option<&str> {
+    match api_version.split_once('/') {
+        None => Some(""),
+        Some((group, version)) if !version.contains('/') => Some(group),
+        Some(_) => None,
+    }
 }
 
 /// Rule 5: `kuma.io/origin`, when present, is `zone` or `global`.

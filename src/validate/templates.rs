@@ -107,7 +107,51 @@ fn check_path(source: &str, findings: &mut Findings) -> Option<Template> {
         findings.invalid(PATH_FIELD, spiffe::SpiffeError::NoLeadingSlash.to_string());
         return None;
     }
+    if let Some((text, error)) = literal_path_problem(&template, source) {
+        findings.invalid(
+            PATH_FIELD,
+            format!("literal text {text:?} makes every rendered path invalid: {error}"),
+        );
+        return None;
+    }
     Some(template)
+}
+
+/// A SPIFFE rule the path's literal text breaks however its actions render: an empty segment
+/// (`//`), a `.` or `..` segment between two slashes, or, in the text the output always ends
+/// with, a trailing slash or a final dot segment. Upstream finds these only when it issues a
+/// certificate, for every pod the identity wins.
+fn literal_path_problem(
+    template: &Template,
+    source: &str,
+) -> Option<(String, spiffe::SpiffeError)> {
+    let texts = template.literal_texts();
+    // The last text ends every output only when nothing follows it in the source: an action or
+    // a block after it would end the source with `}}`.
+    let ends_output = |index: usize, text: &str| {
+        index + 1 == texts.len() && !text.is_empty() && source.ends_with(text)
+    };
+    texts.iter().enumerate().find_map(|(index, text)| {
+        literal_segment_problem(text, ends_output(index, text)).map(|error| (text.clone(), error))
+    })
+}
+
+fn literal_segment_problem(text: &str, ends_output: bool) -> Option<spiffe::SpiffeError> {
+    use spiffe::SpiffeError::{DotSegment, EmptySegment, TrailingSlash};
+    if text.contains("//") {
+        return Some(EmptySegment);
+    }
+    let pieces: Vec<&str> = text.split('/').collect();
+    let last = pieces.len() - 1;
+    // A piece is a whole segment when a slash precedes it and a slash or the end follows it.
+    let whole = |index: usize| index > 0 && (index < last || ends_output);
+    if (0..pieces.len()).any(|i| whole(i) && matches!(pieces[i], "." | "..")) {
+        return Some(DotSegment);
+    }
+    if ends_output && last > 0 && pieces[last].is_empty() {
+        return Some(TrailingSlash);
+    }
+    None
 }
 
 /// Parses a template and refuses fields its data never offers: upstream would only fail when

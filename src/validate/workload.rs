@@ -2,7 +2,7 @@
 //! identity would win must be able to get a SPIFFE ID from it. Pods outside the mesh (no sidecar
 //! injection) are not its concern.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::api::{MeshIdentity, PodInfo, WORKLOAD_LABEL};
 use crate::config::{Enforcement, Settings};
@@ -13,7 +13,7 @@ use crate::select::Ranking;
 use crate::spiffe;
 use crate::state::ClusterView;
 
-use super::templates::PATH_FIELD;
+use super::templates::{check_templates, PATH_FIELD};
 use super::Findings;
 
 /// How many pods a message names before it only counts the rest.
@@ -22,21 +22,111 @@ const NAMED_PODS: usize = 5;
 /// Pods that would break, split by why.
 #[derive(Default)]
 struct Breakage {
+    /// The path template the pods were judged with: a pod without a workload is the same finding
+    /// only under the same path.
+    path_template: String,
     /// Pods with no workload while the path uses the workload label.
     missing_workload: Vec<String>,
-    /// Pods whose path fails to render or whose ID breaks the SPIFFE rules, with the reason.
+    /// Pods whose path fails to render or whose ID breaks the SPIFFE rules, with the reason (the
+    /// rendered value included, so a changed ID is a new finding).
     unrenderable: Vec<(String, String)>,
 }
 
-/// Scans every pod of the identity's mesh that `candidate` would win once admitted.
+impl Breakage {
+    fn is_empty(&self) -> bool {
+        self.missing_workload.is_empty() && self.unrenderable.is_empty()
+    }
+
+    /// Splits these findings into those `before` did not have and those it had already.
+    fn split_by(self, before: &Breakage) -> (Breakage, Breakage) {
+        let same_path = before.path_template == self.path_template;
+        let had_no_workload: HashSet<&str> = before
+            .missing_workload
+            .iter()
+            .filter(|_| same_path)
+            .map(String::as_str)
+            .collect();
+        let had_no_id: HashSet<(&str, &str)> = before
+            .unrenderable
+            .iter()
+            .map(|(pod, reason)| (pod.as_str(), reason.as_str()))
+            .collect();
+        let (kept_missing, new_missing) = self
+            .missing_workload
+            .into_iter()
+            .partition(|pod| had_no_workload.contains(pod.as_str()));
+        let (kept_unrenderable, new_unrenderable) = self
+            .unrenderable
+            .into_iter()
+            .partition(|(pod, reason)| had_no_id.contains(&(pod.as_str(), reason.as_str())));
+        let introduced = Breakage {
+            path_template: self.path_template.clone(),
+            missing_workload: new_missing,
+            unrenderable: new_unrenderable,
+        };
+        let kept = Breakage {
+            path_template: self.path_template,
+            missing_workload: kept_missing,
+            unrenderable: kept_unrenderable,
+        };
+        (introduced, kept)
+    }
+}
+
+/// The pod rule of a MeshIdentity CREATE or UPDATE: every pod of the identity's mesh that
+/// `candidate` would win once admitted must get a valid SPIFFE ID from it. On UPDATE (`before`
+/// is the stored object) the rule ratchets: a pod finding the old object already produced is
+/// only a warning, so a status write or any change that breaks nothing new is never refused
+/// because of pods the identity already served.
 pub fn check_selected_pods(
     candidate: &MeshIdentity,
+    before: Option<&MeshIdentity>,
     trust_domain: &str,
     path: &Template,
     view: &dyn ClusterView,
     settings: &Settings,
     findings: &mut Findings,
 ) {
+    let breakage = scan(candidate, trust_domain, path, view, settings);
+    let (introduced, kept) = match before {
+        None => (breakage, Breakage::default()),
+        // Nothing the scan reads changed (a status write, an annotation): every finding is old.
+        Some(before) if judged_alike(before, candidate) => (Breakage::default(), breakage),
+        Some(_) if breakage.is_empty() => (breakage, Breakage::default()),
+        Some(before) => breakage.split_by(&scan_before(before, view, settings)),
+    };
+    report(&introduced, settings, findings);
+    report_kept(&kept, findings);
+}
+
+/// Whether the scan would judge both objects the same way: it reads their names, labels,
+/// selectors and templates, nothing else.
+fn judged_alike(a: &MeshIdentity, b: &MeshIdentity) -> bool {
+    a.name() == b.name()
+        && a.namespace() == b.namespace()
+        && a.labels() == b.labels()
+        && a.spec.selector == b.spec.selector
+        && a.spec.spiffe_id == b.spec.spiffe_id
+}
+
+/// What the stored object produces against today's pods; nothing when its own templates are
+/// unusable (then every finding of the update is new).
+fn scan_before(before: &MeshIdentity, view: &dyn ClusterView, settings: &Settings) -> Breakage {
+    let templates = check_templates(before, settings, &mut Findings::default());
+    match (&templates.trust_domain, &templates.path) {
+        (Some(trust_domain), Some(path)) => scan(before, trust_domain, path, view, settings),
+        _ => Breakage::default(),
+    }
+}
+
+/// Scans every pod of the identity's mesh that `candidate` would win once admitted.
+fn scan(
+    candidate: &MeshIdentity,
+    trust_domain: &str,
+    path: &Template,
+    view: &dyn ClusterView,
+    settings: &Settings,
+) -> Breakage {
     let mesh = candidate.mesh();
     let others = view
         .identities_in_mesh(mesh)
@@ -51,7 +141,10 @@ pub fn check_selected_pods(
     // covers calls whose key is not a literal.
     let reads_other_labels =
         !path.label_keys().is_empty() || candidate.path_template().contains("label");
-    let mut breakage = Breakage::default();
+    let mut breakage = Breakage {
+        path_template: candidate.path_template().to_owned(),
+        ..Breakage::default()
+    };
     for pod in pods_that_may_match(candidate, view) {
         // Pods Kuma never injects get no SPIFFE ID from any identity, so they cannot break; the
         // cheap check comes before building the pod's dataplane labels and ranking them.
@@ -88,7 +181,7 @@ pub fn check_selected_pods(
                 .push((dataplane.display_name(), reason));
         }
     }
-    report(&breakage, settings, findings);
+    breakage
 }
 
 /// The pods worth looking at: those carrying one of the selector's own pod labels when it has
@@ -114,7 +207,7 @@ fn render_and_check(
     trust_domain: &str,
     dataplane: &DataplaneView,
 ) -> Result<(), String> {
-    let rendered = render_path(path, dataplane)?;
+    let rendered = render_path(path, trust_domain, dataplane)?;
     spiffe::spiffe_id(trust_domain, &rendered)
         .map(|_| ())
         .map_err(|e| format!("\"spiffe://{trust_domain}{rendered}\": {e}"))
@@ -165,6 +258,22 @@ fn report(breakage: &Breakage, settings: &Settings, findings: &mut Findings) {
                 pods[0].1
             )),
         }
+    }
+}
+
+/// Findings an UPDATE leaves as they were: said, not refused.
+fn report_kept(kept: &Breakage, findings: &mut Findings) {
+    if let Some(pod) = kept.missing_workload.first() {
+        findings.warn(format!(
+            "update allowed: {} selected pod(s) already had no workload before it (e.g. {pod})",
+            kept.missing_workload.len()
+        ));
+    }
+    if let Some((pod, reason)) = kept.unrenderable.first() {
+        findings.warn(format!(
+            "update allowed: {} selected pod(s) already had no valid SPIFFE ID before it, e.g. {pod} ({reason})",
+            kept.unrenderable.len()
+        ));
     }
 }
 
