@@ -447,3 +447,36 @@ mod schema {
         json_schema!({"type": "object", "nullable": true, "x-kubernetes-preserve-unknown-fields": true})
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mesh_services_mode_by_name_or_number() {
+        let mode = |value: Value| {
+            let mesh = Mesh {
+                spec: serde_json::json!({"meshServices": {"mode": value}}),
+                ..Mesh::default()
+            };
+            mesh.mesh_services_mode()
+        };
+        use MeshServicesMode::*;
+        assert_eq!(mode(Value::Null), Ok(Disabled));
+        assert_eq!(Mesh::default().mesh_services_mode(), Ok(Disabled));
+        for (number, want) in [
+            (0, Disabled),
+            (1, Everywhere),
+            (2, ReachableBackends),
+            (3, Exclusive),
+        ] {
+            assert_eq!(mode(number.into()), Ok(want));
+            assert_eq!(mode(want.as_str().into()), Ok(want));
+        }
+        assert_eq!(mode(4.into()), Err("4".to_owned()));
+        assert_eq!(mode((-1).into()), Err("-1".to_owned()));
+        assert_eq!(mode(3.0.into()), Err("3.0".to_owned()));
+        assert_eq!(mode("3".into()), Err("3".to_owned()));
+        assert_eq!(mode("exclusive".into()), Err("exclusive".to_owned()));
+    }
+}

@@ -208,6 +208,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn go_quote_is_gos_percent_q() {
+        let cases = [
+            ("Vault", r#""Vault""#),
+            ("", r#""""#),
+            ("a\"b\\c", r#""a\"b\\c""#),
+            ("tab\there", r#""tab\there""#),
+            ("\u{0}", r#""\x00""#),
+            ("\u{e9}t\u{e9}", "\"\u{e9}t\u{e9}\""),
+            ("\u{200b}", r#""\u200b""#),
+        ];
+        for (value, want) in cases {
+            assert_eq!(go_quote(value), want, "{value:?}");
+        }
+        // Beyond the renderer's output budget, the fallback still quotes the whole value.
+        let long = "v".repeat(200_000);
+        assert_eq!(go_quote(&long), format!("\"{long}\""));
+    }
+
+    #[test]
+    fn defaulted_labels_are_what_kumas_defaulting_webhook_leaves() {
+        let settings = Settings {
+            zone: "east".to_owned(),
+            ..Settings::default()
+        };
+        let identity: MeshIdentity = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "mid", "labels": {"kuma.io/env": "custom", "kuma.io/display-name": "old"}}
+        }))
+        .unwrap();
+        let labels = defaulted_labels(&identity, &settings);
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("k8s.kuma.io/namespace", "kuma-system"),
+                ("kuma.io/display-name", "mid"),
+                ("kuma.io/env", "custom"),
+                ("kuma.io/mesh", "default"),
+                ("kuma.io/origin", "zone"),
+                ("kuma.io/zone", "east"),
+            ]
+        );
+    }
+
+    #[test]
     fn workload_detection() {
         let cases = [
             ("/workload/{{ .Workload }}", true),

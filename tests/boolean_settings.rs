@@ -10,7 +10,7 @@ mod support;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::binary::{free_port, Binary};
+use support::binary::Binary;
 use support::{repo_path, tempdir};
 
 const SPIRE_ENABLED: &str = "KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_ENABLED";
@@ -88,37 +88,14 @@ fn an_unreadable_boolean_stops_serve_and_names_the_variable() {
 async fn kiw_dev_reads_go_spellings() {
     let state = repo_path("deploy/examples/cluster-state.yaml");
     for spelling in ["1", "T", "True"] {
-        let dir = tempdir();
-        let (port, admin) = (free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_kuma-identity-webhook"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--admin-listen",
-                &format!("127.0.0.1:{admin}"),
-                "--tls-cert",
-                dir.join("tls.crt").to_str().unwrap(),
-                "--tls-key",
-                dir.join("tls.key").to_str().unwrap(),
-                "--cluster-state",
-                state.to_str().unwrap(),
-            ])
-            .env("KIW_DEV", spelling)
-            .env_remove(SPIRE_ENABLED)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let binary = Binary {
-            child,
-            port,
-            admin,
-            dir,
-        };
+        let binary = Binary::serve_without_dev_flag(
+            &["--cluster-state", state.to_str().unwrap()],
+            &[("KIW_DEV", spelling)],
+        );
         binary
             .wait_ready(Instant::now(), Duration::from_secs(30))
             .await;
+        assert!(binary.dir.join("ca.crt").exists(), "{spelling}");
     }
     for spelling in ["0", "F", "false"] {
         let dir = tempdir();

@@ -9,9 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
@@ -38,32 +36,13 @@ struct Case {
 }
 
 fn run_oracle(cases: &[Case]) -> Vec<Value> {
-    let mut child = Command::new(oracle_binary())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = String::new();
-    for case in cases {
-        let request = match &case.exec {
-            None => json!({"src": case.src}),
-            Some((fields, labels)) => {
-                json!({"src": case.src, "exec": true, "fields": fields, "labels": labels})
-            }
-        };
-        input.push_str(&request.to_string());
-        input.push('\n');
-    }
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let requests = cases.iter().map(|case| match &case.exec {
+        None => json!({"src": case.src}),
+        Some((fields, labels)) => {
+            json!({"src": case.src, "exec": true, "fields": fields, "labels": labels})
+        }
+    });
+    go_oracle::exchange(&oracle_binary(), requests)
 }
 
 const HAND_WRITTEN: &[&str] = &[

@@ -46,6 +46,13 @@ fn example_state() -> String {
         .to_string()
 }
 
+/// Writes `contents` to a file `name` in a new temporary directory and returns its path.
+fn temp_file(name: &str, contents: &str) -> String {
+    let path = tempdir().join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.display().to_string()
+}
+
 fn fixture(name: &str) -> String {
     repo_path(&format!("tests/fixtures/offline/{name}"))
         .display()
@@ -428,20 +435,11 @@ fn check_prints_a_lone_invalid_denial_field_by_field() {
 /// for one it gets.
 #[test]
 fn explain_says_when_a_pod_is_outside_the_mesh() {
-    let dir = tempdir();
-    let file = dir.join("pod.yaml");
-    std::fs::write(
-        &file,
+    let file = temp_file(
+        "pod.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: tool, namespace: plain}\nspec: {containers: [{name: tool, image: busybox}]}\n",
-    )
-    .unwrap();
-    let run = cli(&[
-        "explain",
-        "-f",
-        file.to_str().unwrap(),
-        "--cluster-state",
-        &example_state(),
-    ]);
+    );
+    let run = cli(&["explain", "-f", &file, "--cluster-state", &example_state()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
@@ -468,31 +466,26 @@ const BATCH_IDENTITY: &str = "apiVersion: kuma.io/v1alpha1\nkind: MeshIdentity\n
 /// broken pod is refused for that pod alone.
 #[test]
 fn check_ratchets_an_update_of_an_identity_already_serving_broken_pods() {
-    let dir = tempdir();
-    let state = dir.join("state.yaml");
     let cron = "apiVersion: v1\nkind: Pod\nmetadata: {name: cron-1, namespace: shop, labels: {app: cron}}\nspec: {}\n";
-    std::fs::write(
-        &state,
-        format!(
+    let state = temp_file(
+        "state.yaml",
+        &format!(
             "{}\n---\n{BATCH_IDENTITY}---\n{cron}",
             std::fs::read_to_string(example_state()).unwrap()
         ),
-    )
-    .unwrap();
-    let status_write = dir.join("status.yaml");
-    std::fs::write(
-        &status_write,
-        format!("{BATCH_IDENTITY}status:\n  conditions:\n  - {{type: Ready, status: \"True\", reason: Ready, message: \"\"}}\n"),
-    )
-    .unwrap();
+    );
+    let status_write = temp_file(
+        "status.yaml",
+        &format!("{BATCH_IDENTITY}status:\n  conditions:\n  - {{type: Ready, status: \"True\", reason: Ready, message: \"\"}}\n"),
+    );
     let control_plane = "system:serviceaccount:kuma-system:kuma-control-plane";
-    let check = |manifest: &Path| {
+    let check = |manifest: &str| {
         cli(&[
             "check",
             "-f",
-            manifest.to_str().unwrap(),
+            manifest,
             "--cluster-state",
-            state.to_str().unwrap(),
+            &state,
             "--workload-labels",
             "app.kubernetes.io/name",
             "--user",
@@ -510,12 +503,10 @@ fn check_ratchets_an_update_of_an_identity_already_serving_broken_pods() {
         "Warning: update allowed: 1 selected pod(s) already had no workload before it (e.g. shop/batch-job-x2k)\n"
     );
 
-    let widened = dir.join("widened.yaml");
-    std::fs::write(
-        &widened,
-        BATCH_IDENTITY.replace("matchLabels: {app: batch}", "matchLabels: {}"),
-    )
-    .unwrap();
+    let widened = temp_file(
+        "widened.yaml",
+        &BATCH_IDENTITY.replace("matchLabels: {app: batch}", "matchLabels: {}"),
+    );
     let run = check(&widened);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(
@@ -529,17 +520,14 @@ fn check_ratchets_an_update_of_an_identity_already_serving_broken_pods() {
 /// webhook, so `check` must render it as a cluster would.
 #[test]
 fn check_renders_the_trust_domain_with_the_labels_kuma_adds() {
-    let dir = tempdir();
-    let manifest = dir.join("identity.yaml");
-    std::fs::write(
-        &manifest,
+    let manifest = temp_file(
+        "identity.yaml",
         "apiVersion: kuma.io/v1alpha1\nkind: MeshIdentity\nmetadata: {name: web, namespace: kuma-system}\nspec:\n  selector: {dataplane: {matchLabels: {app: web}}}\n  spiffeID:\n    trustDomain: '{{ label \"kuma.io/mesh\" }}.{{ label \"kuma.io/zone\" }}.mesh.local'\n    path: '/td/{{ .TrustDomain }}/ns/{{ .Namespace }}'\n",
-    )
-    .unwrap();
+    );
     let run = cli(&[
         "check",
         "-f",
-        manifest.to_str().unwrap(),
+        &manifest,
         "--cluster-state",
         &example_state(),
     ]);
@@ -553,17 +541,14 @@ fn check_renders_the_trust_domain_with_the_labels_kuma_adds() {
 /// `KIW_KUMA_VERSION=3` (the env twin of `--kuma-version`) turns off both MeshServices rules.
 #[test]
 fn check_with_kuma_3_ignores_mesh_services() {
-    let dir = tempdir();
-    let manifest = dir.join("kuma3.yaml");
-    std::fs::write(
-        &manifest,
+    let manifest = temp_file(
+        "kuma3.yaml",
         "apiVersion: kuma.io/v1alpha1\nkind: MeshIdentity\nmetadata: {name: ledger, namespace: kuma-system, labels: {kuma.io/mesh: legacy}}\nspec: {}\n---\napiVersion: kuma.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec: {}\n",
-    )
-    .unwrap();
+    );
     let args = [
         "check",
         "-f",
-        manifest.to_str().unwrap(),
+        &manifest,
         "--cluster-state",
         &example_state(),
     ];

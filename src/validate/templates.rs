@@ -189,3 +189,50 @@ fn parse_checked(
     );
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spiffe::SpiffeError::{DotSegment, EmptySegment, TrailingSlash};
+
+    fn problem(path: &str) -> Option<(String, spiffe::SpiffeError)> {
+        literal_path_problem(&parse_template(path).unwrap(), path)
+    }
+
+    #[test]
+    fn literal_text_that_breaks_every_rendering() {
+        let cases = [
+            ("/ns//{{ .Namespace }}", Some(("/ns//", EmptySegment))),
+            ("/ns/{{ .Namespace }}//x", Some(("//x", EmptySegment))),
+            ("/ns/{{ .Namespace }}/", Some(("/", TrailingSlash))),
+            ("/", Some(("/", TrailingSlash))),
+            ("/a{{ .Workload }}/", Some(("/", TrailingSlash))),
+            ("/./{{ .Namespace }}", Some(("/./", DotSegment))),
+            ("/a/../{{ .Namespace }}", Some(("/a/../", DotSegment))),
+            ("/ns/{{ .Namespace }}/..", Some(("/..", DotSegment))),
+            ("/ns/{{ .Namespace }}/.", Some(("/.", DotSegment))),
+            ("{{ .Namespace }} /x/ ", None),
+            ("/ns/{{ .Namespace -}} /x/", Some(("/x/", TrailingSlash))),
+        ];
+        for (path, want) in cases {
+            let want = want.map(|(text, error)| (text.to_owned(), error));
+            assert_eq!(problem(path), want, "{path}");
+        }
+    }
+
+    /// Text an action completes, or that only some renderings emit, decides nothing.
+    #[test]
+    fn literal_text_that_renderings_may_complete() {
+        for path in [
+            "",
+            "/ns/{{ .Namespace }}/sa/{{ .ServiceAccount }}",
+            "/ns/{{ .Namespace }}/..{{ .Workload }}",
+            "/ns/{{ .Namespace }}.",
+            "/w/{{ if .Workload }}/x/{{ end }}",
+            "/w{{ if .Workload }}/{{ .Workload }}{{ end }}",
+            "/x/...",
+        ] {
+            assert_eq!(problem(path), None, "{path}");
+        }
+    }
+}

