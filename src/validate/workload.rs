@@ -22,9 +22,6 @@ const NAMED_PODS: usize = 5;
 /// Pods that would break, split by why.
 #[derive(Default)]
 struct Breakage {
-    /// The path template the pods were judged with: a pod without a workload is the same finding
-    /// only under the same path.
-    path_template: String,
     /// Pods with no workload while the path uses the workload label.
     missing_workload: Vec<String>,
     /// Pods whose path fails to render or whose ID breaks the SPIFFE rules, with the reason (the
@@ -39,13 +36,8 @@ impl Breakage {
 
     /// Splits these findings into those `before` did not have and those it had already.
     fn split_by(self, before: &Breakage) -> (Breakage, Breakage) {
-        let same_path = before.path_template == self.path_template;
-        let had_no_workload: HashSet<&str> = before
-            .missing_workload
-            .iter()
-            .filter(|_| same_path)
-            .map(String::as_str)
-            .collect();
+        let had_no_workload: HashSet<&str> =
+            before.missing_workload.iter().map(String::as_str).collect();
         let had_no_id: HashSet<(&str, &str)> = before
             .unrenderable
             .iter()
@@ -60,12 +52,10 @@ impl Breakage {
             .into_iter()
             .partition(|(pod, reason)| had_no_id.contains(&(pod.as_str(), reason.as_str())));
         let introduced = Breakage {
-            path_template: self.path_template.clone(),
             missing_workload: new_missing,
             unrenderable: new_unrenderable,
         };
         let kept = Breakage {
-            path_template: self.path_template,
             missing_workload: kept_missing,
             unrenderable: kept_unrenderable,
         };
@@ -92,7 +82,12 @@ pub fn check_selected_pods(
         None => (breakage, Breakage::default()),
         // Nothing the scan reads changed (a status write, an annotation): every finding is old.
         Some(before) if judged_alike(before, candidate) => (Breakage::default(), breakage),
-        Some(_) if breakage.is_empty() => (breakage, Breakage::default()),
+        // Under another path every finding is new: the path is what the user changed.
+        Some(before)
+            if breakage.is_empty() || before.path_template() != candidate.path_template() =>
+        {
+            (breakage, Breakage::default())
+        }
         Some(before) => breakage.split_by(&scan_before(before, view, settings)),
     };
     report(&introduced, settings, findings);
@@ -141,10 +136,7 @@ fn scan(
     // covers calls whose key is not a literal.
     let reads_other_labels =
         !path.label_keys().is_empty() || candidate.path_template().contains("label");
-    let mut breakage = Breakage {
-        path_template: candidate.path_template().to_owned(),
-        ..Breakage::default()
-    };
+    let mut breakage = Breakage::default();
     for pod in pods_that_may_match(candidate, view) {
         // Pods Kuma never injects get no SPIFFE ID from any identity, so they cannot break; the
         // cheap check comes before building the pod's dataplane labels and ranking them.
