@@ -10,7 +10,7 @@ use crate::state::ClusterView;
 use super::provider::check_provider;
 use super::templates::check_templates;
 use super::workload::check_selected_pods;
-use super::{Findings, Operation, Request, Verdict};
+use super::{Findings, Operation, Request, Verdict, Violation};
 
 pub const KIND: &str = "MeshIdentity";
 /// The API group of Kuma's resources, the `Mesh` among them.
@@ -61,7 +61,9 @@ fn read_identity(object: &Value, namespace: Option<&str>) -> serde_json::Result<
 }
 
 /// Every rule over one MeshIdentity; what the HTTP and CLI adapters share with the benches.
-/// `before` is the stored object on UPDATE: pod findings it already produced only warn.
+/// `before` is the stored object on UPDATE: pod findings and the template findings beyond
+/// upstream's that it already produced only warn; every other rule judges the new object alone,
+/// as upstream does.
 pub fn check(
     identity: &MeshIdentity,
     before: Option<&MeshIdentity>,
@@ -81,12 +83,23 @@ pub fn check(
         check_provider(provider, &mut findings);
     }
     let templates = check_templates(identity, settings, &mut findings);
-    // Pod findings ratchet on UPDATE (see check_selected_pods); every rule above judges the new
-    // object alone, as upstream does.
+    let templates_before = before.map(|before| {
+        (
+            before,
+            check_templates(before, settings, &mut Findings::default()),
+        )
+    });
+    ratchet_template_findings(
+        templates.beyond_upstream,
+        templates_before
+            .as_ref()
+            .map(|(_, t)| t.beyond_upstream.as_slice()),
+        &mut findings,
+    );
     if let (Some(trust_domain), Some(path)) = (&templates.trust_domain, &templates.path) {
         check_selected_pods(
             identity,
-            before,
+            templates_before.as_ref().map(|(before, t)| (*before, t)),
             trust_domain,
             path,
             view,
@@ -95,6 +108,27 @@ pub fn check(
         );
     }
     findings
+}
+
+/// The template checks this project adds to upstream's (fields never offered, literal SPIFFE
+/// rules, the rendered trust domain) refuse a new problem; one the stored object already had is
+/// only warned about on UPDATE, as upstream admits such objects and a status write of one must
+/// not fail. Parse errors are not among them: upstream refuses those on UPDATE too.
+fn ratchet_template_findings(
+    found: Vec<Violation>,
+    before: Option<&[Violation]>,
+    findings: &mut Findings,
+) {
+    for violation in found {
+        if before.is_some_and(|before| before.contains(&violation)) {
+            findings.warn(format!(
+                "update allowed, unchanged from before it: {}: {}",
+                violation.field, violation.message
+            ));
+        } else {
+            findings.invalid(violation.field, violation.message);
+        }
+    }
 }
 
 /// Rule 1: MeshIdentities live in the system namespace only.
@@ -180,13 +214,16 @@ fn api_group(api_version: &str) -> Option<&str> {
     }
 }
 
-/// Rule 5: `kuma.io/origin`, when present, is `zone` or `global`.
+/// Rule 5: `kuma.io/origin`, when present, is `zone` or `global`; upstream's words first.
 fn check_origin(identity: &MeshIdentity, findings: &mut Findings) {
     if let Some(origin) = identity.labels().get(ORIGIN_LABEL) {
         if origin != "zone" && origin != "global" {
             findings.invalid(
                 format!("metadata.labels[\"{ORIGIN_LABEL}\"]"),
-                format!("must be one of [\"zone\", \"global\"], got {origin:?}"),
+                format!(
+                    "unknown resource origin {}: must be one of [\"zone\", \"global\"]",
+                    go_quote(origin)
+                ),
             );
         }
     }

@@ -1,5 +1,6 @@
-//! Checks of the SPIFFE ID templates that need no pod: parsing (Go's messages), fields the
-//! template cannot offer, literal characters, and the rendered trust domain.
+//! Checks of the SPIFFE ID templates that need no pod: parsing (Go's messages, upstream's own
+//! rule), and beyond upstream: fields the template cannot offer, literal text against the SPIFFE
+//! rules, and the rendered trust domain.
 
 use crate::api::MeshIdentity;
 use crate::config::Settings;
@@ -7,7 +8,7 @@ use crate::gotemplate::Template;
 use crate::render::{parse_template, render_trust_domain, PATH_FIELDS, TRUST_DOMAIN_FIELDS};
 use crate::spiffe::{self, is_path_segment_char, is_trust_domain_char};
 
-use super::Findings;
+use super::{Findings, Violation};
 
 pub const TRUST_DOMAIN_FIELD: &str = "spec.spiffeID.trustDomain";
 pub const PATH_FIELD: &str = "spec.spiffeID.path";
@@ -18,49 +19,60 @@ pub struct CheckedTemplates {
     pub trust_domain: Option<String>,
     /// The parsed path template, when it parsed and reads only what paths offer.
     pub path: Option<Template>,
+    /// The problems found beyond upstream's parse check. Upstream admits such objects, so the
+    /// caller decides: refused on CREATE, only warned about on an UPDATE that keeps them.
+    pub beyond_upstream: Vec<Violation>,
 }
 
+/// Parse errors (upstream's rule) go to `findings`; the rest is returned for the caller to judge.
 pub fn check_templates(
     identity: &MeshIdentity,
     settings: &Settings,
     findings: &mut Findings,
 ) -> CheckedTemplates {
-    let trust_domain = check_trust_domain(identity, settings, findings);
-    let path = check_path(identity.path_template(), findings);
-    CheckedTemplates { trust_domain, path }
+    let mut own = Findings::default();
+    let trust_domain = check_trust_domain(identity, settings, findings, &mut own);
+    let path = check_path(identity.path_template(), findings, &mut own);
+    CheckedTemplates {
+        trust_domain,
+        path,
+        beyond_upstream: own.into_violations(),
+    }
 }
 
 fn check_trust_domain(
     identity: &MeshIdentity,
     settings: &Settings,
     findings: &mut Findings,
+    own: &mut Findings,
 ) -> Option<String> {
     let template = parse_checked(
         identity.trust_domain_template(),
         TRUST_DOMAIN_FIELD,
         TRUST_DOMAIN_FIELDS,
         findings,
+        own,
     )?;
     if has_bad_literal(
         &template,
         TRUST_DOMAIN_FIELD,
         is_trust_domain_char,
         spiffe::SpiffeError::BadTrustDomainChar,
-        findings,
+        own,
     ) {
         return None;
     }
     let rendered = match render_trust_domain(&template, identity, settings) {
         Ok(rendered) => rendered,
         Err(e) => {
-            findings.invalid(TRUST_DOMAIN_FIELD, format!("cannot render: {e}"));
+            own.invalid(TRUST_DOMAIN_FIELD, format!("cannot render: {e}"));
             return None;
         }
     };
     match spiffe::validate_trust_domain(&rendered) {
         Ok(()) => Some(rendered),
         Err(e) => {
-            findings.invalid(
+            own.invalid(
                 TRUST_DOMAIN_FIELD,
                 format!("renders to {rendered:?}, which is not a valid SPIFFE trust domain: {e}"),
             );
@@ -92,23 +104,23 @@ fn has_bad_literal(
     true
 }
 
-fn check_path(source: &str, findings: &mut Findings) -> Option<Template> {
-    let template = parse_checked(source, PATH_FIELD, PATH_FIELDS, findings)?;
+fn check_path(source: &str, findings: &mut Findings, own: &mut Findings) -> Option<Template> {
+    let template = parse_checked(source, PATH_FIELD, PATH_FIELDS, findings, own)?;
     if has_bad_literal(
         &template,
         PATH_FIELD,
         |c| c == '/' || is_path_segment_char(c),
         spiffe::SpiffeError::BadPathSegmentChar,
-        findings,
+        own,
     ) {
         return None;
     }
     if !source.is_empty() && !source.starts_with('/') && !source.starts_with("{{") {
-        findings.invalid(PATH_FIELD, spiffe::SpiffeError::NoLeadingSlash.to_string());
+        own.invalid(PATH_FIELD, spiffe::SpiffeError::NoLeadingSlash.to_string());
         return None;
     }
     if let Some((text, error)) = literal_path_problem(&template, source) {
-        findings.invalid(
+        own.invalid(
             PATH_FIELD,
             format!("literal text {text:?} makes every rendered path invalid: {error}"),
         );
@@ -154,13 +166,15 @@ fn literal_segment_problem(text: &str, ends_output: bool) -> Option<spiffe::Spif
     None
 }
 
-/// Parses a template and refuses fields its data never offers: upstream would only fail when
-/// rendering (`can't evaluate field ...`), which for these fields is every time.
+/// Parses a template (a failure goes to `findings`, as upstream refuses it too) and refuses
+/// fields its data never offers (to `own`): upstream would only fail when rendering (`can't
+/// evaluate field ...`), which for these fields is every time.
 fn parse_checked(
     source: &str,
     field: &str,
     offered: &[&str],
     findings: &mut Findings,
+    own: &mut Findings,
 ) -> Option<Template> {
     let template = match parse_template(source) {
         Ok(template) => template,
@@ -179,7 +193,7 @@ fn parse_checked(
         return Some(template);
     }
     let offered: Vec<String> = offered.iter().map(|f| format!(".{f}")).collect();
-    findings.invalid(
+    own.invalid(
         field,
         format!(
             "template reads {}, which this field never offers (available: {}), so it can never render",

@@ -13,7 +13,7 @@ use crate::select::Ranking;
 use crate::spiffe;
 use crate::state::ClusterView;
 
-use super::templates::{check_templates, PATH_FIELD};
+use super::templates::{CheckedTemplates, PATH_FIELD};
 use super::Findings;
 
 /// How many pods a message names before it only counts the rest.
@@ -65,12 +65,12 @@ impl Breakage {
 
 /// The pod rule of a MeshIdentity CREATE or UPDATE: every pod of the identity's mesh that
 /// `candidate` would win once admitted must get a valid SPIFFE ID from it. On UPDATE (`before`
-/// is the stored object) the rule ratchets: a pod finding the old object already produced is
+/// is the stored object with its checked templates) the rule ratchets: a pod finding the old object already produced is
 /// only a warning, so a status write or any change that breaks nothing new is never refused
 /// because of pods the identity already served.
 pub fn check_selected_pods(
     candidate: &MeshIdentity,
-    before: Option<&MeshIdentity>,
+    before: Option<(&MeshIdentity, &CheckedTemplates)>,
     trust_domain: &str,
     path: &Template,
     view: &dyn ClusterView,
@@ -81,14 +81,16 @@ pub fn check_selected_pods(
     let (introduced, kept) = match before {
         None => (breakage, Breakage::default()),
         // Nothing the scan reads changed (a status write, an annotation): every finding is old.
-        Some(before) if judged_alike(before, candidate) => (Breakage::default(), breakage),
+        Some((before, _)) if judged_alike(before, candidate) => (Breakage::default(), breakage),
         // Under another path every finding is new: the path is what the user changed.
-        Some(before)
+        Some((before, _))
             if breakage.is_empty() || before.path_template() != candidate.path_template() =>
         {
             (breakage, Breakage::default())
         }
-        Some(before) => breakage.split_by(&scan_before(before, view, settings)),
+        Some((before, templates)) => {
+            breakage.split_by(&scan_before(before, templates, view, settings))
+        }
     };
     report(&introduced, settings, findings);
     report_kept(&kept, findings);
@@ -106,8 +108,12 @@ fn judged_alike(a: &MeshIdentity, b: &MeshIdentity) -> bool {
 
 /// What the stored object produces against today's pods; nothing when its own templates are
 /// unusable (then every finding of the update is new).
-fn scan_before(before: &MeshIdentity, view: &dyn ClusterView, settings: &Settings) -> Breakage {
-    let templates = check_templates(before, settings, &mut Findings::default());
+fn scan_before(
+    before: &MeshIdentity,
+    templates: &CheckedTemplates,
+    view: &dyn ClusterView,
+    settings: &Settings,
+) -> Breakage {
     match (&templates.trust_domain, &templates.path) {
         (Some(trust_domain), Some(path)) => scan(before, trust_domain, path, view, settings),
         _ => Breakage::default(),
