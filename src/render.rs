@@ -7,7 +7,7 @@ use crate::api::{
 };
 use crate::config::Settings;
 use crate::dataplane::{DataplaneView, ENV_KUBERNETES};
-use crate::gotemplate::{self, Data, Template};
+use crate::gotemplate::{self, Budget, Data, Template};
 use crate::spiffe;
 
 /// The user function upstream registers for both templates.
@@ -77,12 +77,33 @@ pub fn render_trust_domain(
         .map_err(|e| e.to_string())
 }
 
+/// Evaluation steps one admission review may spend rendering a path for the pods it checks.
+/// The default path takes about a dozen steps, so this renders distinct paths for well over a
+/// hundred thousand pods, while a hostile template (each render may take up to
+/// [`gotemplate::MAX_STEPS`]) stops within a fraction of a second.
+pub const REVIEW_RENDER_STEPS: usize = 2_000_000;
+
 /// Renders the path with the rendered trust domain, the dataplane's data and `label` reading its
 /// dataplane labels.
 pub fn render_path(
     template: &Template,
     trust_domain: &str,
     dataplane: &DataplaneView,
+) -> Result<String, String> {
+    render_path_within(
+        template,
+        trust_domain,
+        dataplane,
+        &mut Budget::new(gotemplate::MAX_STEPS),
+    )
+}
+
+/// [`render_path`], taking its steps from a budget shared by the renders of one review.
+pub fn render_path_within(
+    template: &Template,
+    trust_domain: &str,
+    dataplane: &DataplaneView,
+    budget: &mut Budget,
 ) -> Result<String, String> {
     let fields = [
         ("TrustDomain", trust_domain),
@@ -91,10 +112,13 @@ pub fn render_path(
         ("Workload", dataplane.workload.unwrap_or_default()),
     ];
     template
-        .execute(&Data {
-            fields: &fields,
-            labels: &dataplane.labels(),
-        })
+        .execute_within(
+            &Data {
+                fields: &fields,
+                labels: &dataplane.labels(),
+            },
+            budget,
+        )
         .map_err(|e| e.to_string())
 }
 

@@ -108,7 +108,12 @@ async fn admit(webhook: Webhook, State(app): State<App>, request: Request) -> Re
     );
     let status =
         StatusCode::from_u16(reviewed.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, axum::Json(reviewed.body)).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        reviewed.body,
+    )
+        .into_response()
 }
 
 /// Reads a request body of at most [`MAX_BODY_BYTES`] (413 beyond, as soon as the limit is

@@ -2,6 +2,8 @@
 //! while MeshIdentities of it exist, since that would silently break them. Kuma 3 has no
 //! MeshServices mode, so there the rule is off.
 
+use serde::Deserialize;
+
 use crate::api::Mesh;
 use crate::config::Settings;
 use crate::state::ClusterView;
@@ -24,8 +26,8 @@ pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) ->
             "UPDATE needs request.object and request.oldObject",
         );
     };
-    let parsed = serde_json::from_value::<Mesh>(object.clone())
-        .and_then(|new| Ok((new, serde_json::from_value::<Mesh>(old_object.clone())?)));
+    let parsed =
+        Mesh::deserialize(object).and_then(|new| Ok((new, Mesh::deserialize(old_object)?)));
     let (new, old) = match parsed {
         Ok(pair) => pair,
         Err(e) => return Verdict::deny(422, "Invalid", format!("{KIND} could not be read: {e}")),

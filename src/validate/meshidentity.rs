@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use serde::Deserialize;
+
 use crate::api::{MeshIdentity, MeshServicesMode, ORIGIN_LABEL};
 use crate::config::Settings;
 use crate::render::go_quote;
@@ -47,7 +49,7 @@ pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) ->
 /// A MeshIdentity from raw JSON, placed in the request's namespace when it names none
 /// (`generateName` objects).
 fn read_identity(object: &Value, namespace: Option<&str>) -> serde_json::Result<MeshIdentity> {
-    let mut identity: MeshIdentity = serde_json::from_value(object.clone())?;
+    let mut identity = MeshIdentity::deserialize(object)?;
     if identity
         .metadata
         .namespace
@@ -73,6 +75,10 @@ pub fn check(
 ) -> Findings {
     let mut findings = Findings::default();
     let privileged = settings.privileged_users.iter().any(|u| u == username);
+    // Kuma applies only the identities of the system namespace, so one elsewhere never wins a
+    // pod: its pods need no scan (which anyone who may create one anywhere could otherwise have
+    // run over the whole cluster at will).
+    let misplaced = identity.namespace() != settings.system_namespace;
     if !privileged {
         check_placement(identity, settings, &mut findings);
         check_mesh(identity, view, settings, &mut findings);
@@ -96,7 +102,9 @@ pub fn check(
             .map(|(_, t)| t.beyond_upstream.as_slice()),
         &mut findings,
     );
-    if let (Some(trust_domain), Some(path)) = (&templates.trust_domain, &templates.path) {
+    if let (Some(trust_domain), Some(path), false) =
+        (&templates.trust_domain, &templates.path, misplaced)
+    {
         check_selected_pods(
             identity,
             templates_before.as_ref().map(|(before, t)| (*before, t)),

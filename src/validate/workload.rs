@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use crate::api::{MeshIdentity, PodInfo, WORKLOAD_LABEL};
 use crate::config::{Enforcement, Settings};
 use crate::dataplane::{is_meshed, DataplaneView, DERIVED_LABELS};
-use crate::gotemplate::Template;
-use crate::render::{render_path, uses_workload_label};
+use crate::gotemplate::{Budget, Template};
+use crate::render::{render_path_within, uses_workload_label, REVIEW_RENDER_STEPS};
 use crate::select::Ranking;
 use crate::spiffe;
 use crate::state::ClusterView;
@@ -27,11 +27,15 @@ struct Breakage {
     /// Pods whose path fails to render or whose ID breaks the SPIFFE rules, with the reason (the
     /// rendered value included, so a changed ID is a new finding).
     unrenderable: Vec<(String, String)>,
+    /// The review's rendering budget ran out after this many pods: the rest are unchecked.
+    budget_spent_after: Option<usize>,
 }
 
 impl Breakage {
     fn is_empty(&self) -> bool {
-        self.missing_workload.is_empty() && self.unrenderable.is_empty()
+        self.missing_workload.is_empty()
+            && self.unrenderable.is_empty()
+            && self.budget_spent_after.is_none()
     }
 
     /// Splits these findings into those `before` did not have and those it had already.
@@ -51,13 +55,20 @@ impl Breakage {
             .unrenderable
             .into_iter()
             .partition(|(pod, reason)| had_no_id.contains(&(pod.as_str(), reason.as_str())));
+        // A scan the budget cut short is the same finding when the stored object's was too.
+        let (kept_budget, new_budget) = match before.budget_spent_after {
+            Some(_) => (self.budget_spent_after, None),
+            None => (None, self.budget_spent_after),
+        };
         let introduced = Breakage {
             missing_workload: new_missing,
             unrenderable: new_unrenderable,
+            budget_spent_after: new_budget,
         };
         let kept = Breakage {
             missing_workload: kept_missing,
             unrenderable: kept_unrenderable,
+            budget_spent_after: kept_budget,
         };
         (introduced, kept)
     }
@@ -65,9 +76,9 @@ impl Breakage {
 
 /// The pod rule of a MeshIdentity CREATE or UPDATE: every pod of the identity's mesh that
 /// `candidate` would win once admitted must get a valid SPIFFE ID from it. On UPDATE (`before`
-/// is the stored object with its checked templates) the rule ratchets: a pod finding the old object already produced is
-/// only a warning, so a status write or any change that breaks nothing new is never refused
-/// because of pods the identity already served.
+/// is the stored object with its checked templates) the rule ratchets: a pod finding the old
+/// object already produced is only a warning, so a status write or any change that breaks
+/// nothing new is never refused because of pods the identity already served.
 pub fn check_selected_pods(
     candidate: &MeshIdentity,
     before: Option<(&MeshIdentity, &CheckedTemplates)>,
@@ -143,7 +154,13 @@ fn scan(
     let reads_other_labels =
         !path.label_keys().is_empty() || candidate.path_template().contains("label");
     let mut breakage = Breakage::default();
+    let mut budget = Budget::new(REVIEW_RENDER_STEPS);
+    let mut checked = 0;
     for pod in pods_that_may_match(candidate, view) {
+        if budget.remaining() == 0 {
+            breakage.budget_spent_after = Some(checked);
+            break;
+        }
         // Pods Kuma never injects get no SPIFFE ID from any identity, so they cannot break; the
         // cheap check comes before building the pod's dataplane labels and ranking them.
         if !is_meshed(pod, view) {
@@ -160,8 +177,9 @@ fn scan(
             breakage.missing_workload.push(dataplane.display_name());
             continue;
         }
+        checked += 1;
         let outcome = if reads_other_labels {
-            render_and_check(path, trust_domain, &dataplane)
+            render_and_check(path, trust_domain, &dataplane, &mut budget)
         } else {
             let key = (
                 pod.namespace.as_str(),
@@ -170,7 +188,7 @@ fn scan(
             );
             rendered
                 .entry(key)
-                .or_insert_with(|| render_and_check(path, trust_domain, &dataplane))
+                .or_insert_with(|| render_and_check(path, trust_domain, &dataplane, &mut budget))
                 .clone()
         };
         if let Err(reason) = outcome {
@@ -204,14 +222,26 @@ fn render_and_check(
     path: &Template,
     trust_domain: &str,
     dataplane: &DataplaneView,
+    budget: &mut Budget,
 ) -> Result<(), String> {
-    let rendered = render_path(path, trust_domain, dataplane)?;
+    let rendered = render_path_within(path, trust_domain, dataplane, budget)?;
     spiffe::spiffe_id(trust_domain, &rendered)
         .map(|_| ())
         .map_err(|e| format!("\"spiffe://{trust_domain}{rendered}\": {e}"))
 }
 
 fn report(breakage: &Breakage, settings: &Settings, findings: &mut Findings) {
+    if let Some(checked) = breakage.budget_spent_after {
+        let message = format!(
+            "rendering the path for the pods this identity selects takes more than {REVIEW_RENDER_STEPS} template steps (spent after {checked} pod(s)); simplify the template"
+        );
+        match settings.enforcement {
+            Enforcement::Deny => findings.invalid(PATH_FIELD, message),
+            Enforcement::Warn => findings.warn(format!(
+                "path rendering stopped after {checked} pod(s): over {REVIEW_RENDER_STEPS} template steps"
+            )),
+        }
+    }
     if !breakage.missing_workload.is_empty() {
         let pods = &breakage.missing_workload;
         let message = format!(
@@ -261,6 +291,11 @@ fn report(breakage: &Breakage, settings: &Settings, findings: &mut Findings) {
 
 /// Findings an UPDATE leaves as they were: said, not refused.
 fn report_kept(kept: &Breakage, findings: &mut Findings) {
+    if let Some(checked) = kept.budget_spent_after {
+        findings.warn(format!(
+            "update allowed: path rendering already stopped after {checked} pod(s) before it: over {REVIEW_RENDER_STEPS} template steps"
+        ));
+    }
     if let Some(pod) = kept.missing_workload.first() {
         findings.warn(format!(
             "update allowed: {} selected pod(s) already had no workload before it (e.g. {pod})",
