@@ -113,6 +113,29 @@ fn bench_meshidentity(c: &mut Criterion) {
             b.iter(|| meshidentity::review(black_box(&request), &snapshot, &settings))
         });
     }
+
+    // The UPDATE ratchet's worst case: a mesh-wide identity whose path leaves every pod without
+    // an ID, updated in a way the scan reads (a label), so the stored object is scanned too and
+    // every finding compared (all are old: allowed, with a warning).
+    let mut old = mesh_wide_identity();
+    old["spec"]["spiffeID"]["path"] = json!(r#"/team/{{ label "team" }}"#);
+    let mut new = old.clone();
+    new["metadata"]["labels"]["owner"] = json!("platform");
+    let request = Request {
+        operation: Operation::Update,
+        namespace: Some("kuma-system"),
+        username: "admin",
+        object: Some(&new),
+        old_object: Some(&old),
+    };
+    let verdict = meshidentity::review(&request, &snapshot, &settings);
+    assert!(
+        verdict.allowed() && verdict.warnings.len() == 1,
+        "{verdict:?}"
+    );
+    c.bench_function("meshidentity_update_1000_pods_mesh_wide_all_broken", |b| {
+        b.iter(|| meshidentity::review(black_box(&request), &snapshot, &settings))
+    });
 }
 
 /// An application container with a few mounts and variables.

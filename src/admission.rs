@@ -445,7 +445,7 @@ pub fn decide(
         (Webhook::ValidateMeshIdentity, Some(view)) => {
             validate::meshidentity::review(request, view, settings)
         }
-        (Webhook::ValidateMesh, Some(view)) => validate::mesh::review(request, view),
+        (Webhook::ValidateMesh, Some(view)) => validate::mesh::review(request, view, settings),
         (Webhook::ValidatePod, Some(view)) => {
             let (mut verdict, denial) = validate::pod::review_with_reason(request, view, settings);
             verdict.metric_reason = denial.map(|d| d.as_str());

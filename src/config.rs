@@ -21,6 +21,28 @@ pub enum WorkloadFallback {
     ServiceAccount,
 }
 
+/// The Kuma major version the cluster runs: the rules that depend on `Mesh.spec.meshServices`
+/// exist only in Kuma 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum KumaVersion {
+    /// Kuma 2.x (2.12+): MeshIdentities need `meshServices.mode: Exclusive`.
+    #[default]
+    #[value(name = "2")]
+    V2,
+    /// Kuma 3.x: `meshServices` is gone from the Mesh (kumahq/kuma#17476) and MeshIdentities are
+    /// initialised in every mesh.
+    #[value(name = "3")]
+    V3,
+}
+
+impl KumaVersion {
+    /// Whether a MeshIdentity's mesh must be in `Exclusive` MeshServices mode, and so may not
+    /// leave it while identities exist.
+    pub fn requires_exclusive_mesh_services(self) -> bool {
+        self == Self::V2
+    }
+}
+
 /// Users (from `userInfo.username`) that bypass the placement rules, as in upstream Kuma: the
 /// garbage collector and storage migration must be able to act on misplaced objects.
 pub const DEFAULT_PRIVILEGED_USERS: [&str; 2] = [
@@ -39,6 +61,7 @@ pub struct Settings {
     pub workload_fallback: WorkloadFallback,
     pub enforcement: Enforcement,
     pub privileged_users: Vec<String>,
+    pub kuma_version: KumaVersion,
     pub inject: crate::inject::InjectConfig,
 }
 
@@ -51,6 +74,7 @@ impl Default for Settings {
             workload_fallback: WorkloadFallback::None,
             enforcement: Enforcement::Deny,
             privileged_users: DEFAULT_PRIVILEGED_USERS.map(str::to_owned).to_vec(),
+            kuma_version: KumaVersion::V2,
             inject: crate::inject::InjectConfig::default(),
         }
     }

@@ -11,7 +11,7 @@ use crate::config::{Settings, WorkloadFallback};
 use crate::state::ClusterView;
 
 /// Value of the derived `kuma.io/env` label on Kubernetes.
-const ENV_KUBERNETES: &str = "kubernetes";
+pub const ENV_KUBERNETES: &str = "kubernetes";
 
 /// Labels every dataplane gets from Kuma rather than from its pod.
 pub const DERIVED_LABELS: [&str; 6] = [

@@ -1,16 +1,66 @@
-//! Durations in the Kubernetes/Go form (`300ms`, `1s`, `1h30m`, `-2s`), as `time.ParseDuration`
-//! accepts them.
+//! Durations in the Kubernetes/Go form (`300ms`, `1s`, `1h30m`, `-2s`), parsed exactly as Go's
+//! `time.ParseDuration` parses them, with its error text: upstream Kuma decodes these fields
+//! with it, so users see Go's own words (`time: unknown unit "d" in duration "1d"`).
+//! `tests/duration_oracle.rs` compares both against Go itself.
 
-use thiserror::Error;
+use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("time: invalid duration \"{0}\"")]
-pub struct InvalidDuration(pub String);
+/// Nanoseconds per unit, as Go's `unitMap` lists them (both spellings of micro included).
+const UNITS: [(&str, u64); 8] = [
+    ("ns", 1),
+    ("us", 1_000),
+    ("\u{b5}s", 1_000),
+    ("\u{3bc}s", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+    ("m", 60_000_000_000),
+    ("h", 3_600_000_000_000),
+];
+
+/// Go counts in unsigned 64-bit and refuses magnitudes above 2^63 (2^63 itself only when
+/// negative, as `math.MinInt64`).
+const MAGNITUDE_LIMIT: u64 = 1 << 63;
+
+/// Why Go's `time.ParseDuration` refused a text; displays as Go's error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationError {
+    problem: Problem,
+    /// The whole text as given.
+    text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Problem {
+    Invalid,
+    MissingUnit,
+    UnknownUnit(String),
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = time_quote(&self.text);
+        match &self.problem {
+            Problem::Invalid => write!(f, "time: invalid duration {text}"),
+            Problem::MissingUnit => write!(f, "time: missing unit in duration {text}"),
+            Problem::UnknownUnit(unit) => {
+                write!(
+                    f,
+                    "time: unknown unit {} in duration {text}",
+                    time_quote(unit)
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for DurationError {}
 
 /// Parses a Go duration and returns its length in nanoseconds (negative when it starts with `-`).
-/// Overflow is reported as invalid, as Go does.
-pub fn parse_duration(text: &str) -> Result<i128, InvalidDuration> {
-    let invalid = || InvalidDuration(text.to_owned());
+pub fn parse_duration(text: &str) -> Result<i64, DurationError> {
+    let fail = |problem| DurationError {
+        problem,
+        text: text.to_owned(),
+    };
     let (negative, mut rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -20,40 +70,125 @@ pub fn parse_duration(text: &str) -> Result<i128, InvalidDuration> {
         return Ok(0);
     }
     if rest.is_empty() {
-        return Err(invalid());
+        return Err(fail(Problem::Invalid));
     }
-    let mut total: f64 = 0.0;
+    let mut total: u64 = 0;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number = &rest[..number_len];
-        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return Err(invalid());
+        if !rest.starts_with(|c: char| c == '.' || c.is_ascii_digit()) {
+            return Err(fail(Problem::Invalid));
         }
-        let value: f64 = number.parse().map_err(|_| invalid())?;
-        rest = &rest[number_len..];
+        let (whole, after_whole) = leading_int(rest).ok_or_else(|| fail(Problem::Invalid))?;
+        let had_whole = after_whole.len() != rest.len();
+        rest = after_whole;
+        let mut fraction = (0, 1.0);
+        let mut had_fraction = false;
+        if let Some(after_dot) = rest.strip_prefix('.') {
+            let (digits, scale, after_fraction) = leading_fraction(after_dot);
+            had_fraction = after_fraction.len() != after_dot.len();
+            fraction = (digits, scale);
+            rest = after_fraction;
+        }
+        if !had_whole && !had_fraction {
+            return Err(fail(Problem::Invalid));
+        }
         let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .find(|c: char| c == '.' || c.is_ascii_digit())
             .unwrap_or(rest.len());
-        let nanos_per_unit = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(invalid()),
-        };
+        if unit_len == 0 {
+            return Err(fail(Problem::MissingUnit));
+        }
+        let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        total += value * nanos_per_unit;
+        let Some(&(_, nanos)) = UNITS.iter().find(|(name, _)| *name == unit) else {
+            return Err(fail(Problem::UnknownUnit(unit.to_owned())));
+        };
+        if whole > MAGNITUDE_LIMIT / nanos {
+            return Err(fail(Problem::Invalid));
+        }
+        let mut value = whole * nanos;
+        let (digits, scale) = fraction;
+        if digits > 0 {
+            // Go computes the fraction in float64, truncating; so must we, to the nanosecond.
+            value += (digits as f64 * (nanos as f64 / scale)) as u64;
+            if value > MAGNITUDE_LIMIT {
+                return Err(fail(Problem::Invalid));
+            }
+        }
+        // Go adds in uint64 and wraps: two components of exactly 2^63 sum to 0. Reproduced, not
+        // fixed, so a value Go accepts is accepted here too (and without an overflow panic).
+        total = total.wrapping_add(value);
+        if total > MAGNITUDE_LIMIT {
+            return Err(fail(Problem::Invalid));
+        }
     }
-    // Go rejects anything beyond int64 nanoseconds (about 292 years).
-    if total > i64::MAX as f64 {
-        return Err(invalid());
+    if negative {
+        // 2^63 wraps to i64::MIN, which is its own negation, as in Go.
+        return Ok((total as i64).wrapping_neg());
     }
-    let nanos = total as i128;
-    Ok(if negative { -nanos } else { nanos })
+    i64::try_from(total).map_err(|_| fail(Problem::Invalid))
+}
+
+/// Go's `leadingInt`: the leading digits as a number and the rest; `None` beyond 2^63.
+fn leading_int(text: &str) -> Option<(u64, &str)> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let mut value: u64 = 0;
+    for digit in text.bytes().take(digits) {
+        if value > MAGNITUDE_LIMIT / 10 {
+            return None;
+        }
+        value = value * 10 + u64::from(digit - b'0');
+        if value > MAGNITUDE_LIMIT {
+            return None;
+        }
+    }
+    Some((value, &text[digits..]))
+}
+
+/// Go's `leadingFraction`: the digits after a dot as a number and its scale (10^kept digits),
+/// and the rest. Digits beyond what fits are consumed and ignored.
+fn leading_fraction(text: &str) -> (u64, f64, &str) {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (mut value, mut scale) = (0u64, 1.0f64);
+    let mut overflowed = false;
+    for digit in text.bytes().take(digits) {
+        if overflowed {
+            continue;
+        }
+        if value > (MAGNITUDE_LIMIT - 1) / 10 {
+            overflowed = true;
+            continue;
+        }
+        let next = value * 10 + u64::from(digit - b'0');
+        if next > MAGNITUDE_LIMIT {
+            overflowed = true;
+            continue;
+        }
+        value = next;
+        scale *= 10.0;
+    }
+    (value, scale, &text[digits..])
+}
+
+/// The `time` package's own quoting (not `strconv.Quote`): `"` and `\` are escaped, and every
+/// byte of a control or non-ASCII character is written as `\xNN`.
+fn time_quote(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        if (' '..='\u{7f}').contains(&c) {
+            if c == '"' || c == '\\' {
+                quoted.push('\\');
+            }
+            quoted.push(c);
+        } else {
+            let mut bytes = [0; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                quoted.push_str(&format!("\\x{byte:02x}"));
+            }
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 #[cfg(test)]
@@ -61,26 +196,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table() {
-        let cases: &[(&str, Option<i128>)] = &[
-            ("0", Some(0)),
-            ("1s", Some(1_000_000_000)),
-            ("300ms", Some(300_000_000)),
-            ("1h30m", Some(5_400_000_000_000)),
-            ("1.5s", Some(1_500_000_000)),
-            ("-2s", Some(-2_000_000_000)),
-            ("+5us", Some(5_000)),
-            ("24h", Some(86_400_000_000_000)),
-            ("", None),
-            ("1", None),
-            ("s", None),
-            ("1d", None),
-            ("1..5s", None),
-            ("-", None),
-            ("99999999999h", None),
+    fn values() {
+        let cases: &[(&str, i64)] = &[
+            ("0", 0),
+            ("-0", 0),
+            ("1s", 1_000_000_000),
+            ("300ms", 300_000_000),
+            ("1h30m", 5_400_000_000_000),
+            ("1.5s", 1_500_000_000),
+            (".5s", 500_000_000),
+            ("5.s", 5_000_000_000),
+            ("-2s", -2_000_000_000),
+            ("+5us", 5_000),
+            ("3\u{b5}s", 3_000),
+            ("3\u{3bc}s", 3_000),
+            ("24h", 86_400_000_000_000),
+            ("9223372036854775807ns", i64::MAX),
+            ("-9223372036854775808ns", i64::MIN),
+            ("0.3333333333333333333h", 1_200_000_000_000),
+            ("9223372036854775808ns9223372036854775808ns", 0),
         ];
         for (text, want) in cases {
-            assert_eq!(parse_duration(text).ok(), *want, "{text:?}");
+            assert_eq!(parse_duration(text), Ok(*want), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn go_error_messages() {
+        let cases = [
+            ("", r#"time: invalid duration """#),
+            ("-", r#"time: invalid duration "-""#),
+            ("x", r#"time: invalid duration "x""#),
+            (".s", r#"time: invalid duration ".s""#),
+            ("10", r#"time: missing unit in duration "10""#),
+            ("1s2", r#"time: missing unit in duration "1s2""#),
+            ("1d", r#"time: unknown unit "d" in duration "1d""#),
+            ("1..5s", r#"time: missing unit in duration "1..5s""#),
+            (
+                "9223372036854775808ns",
+                r#"time: invalid duration "9223372036854775808ns""#,
+            ),
+            ("99999999999h", r#"time: invalid duration "99999999999h""#),
+            (
+                "1é",
+                r#"time: unknown unit "\xc3\xa9" in duration "1\xc3\xa9""#,
+            ),
+            ("1\"", r#"time: unknown unit "\"" in duration "1\"""#),
+            ("1\t", r#"time: unknown unit "\x09" in duration "1\x09""#),
+        ];
+        for (text, want) in cases {
+            let got = parse_duration(text).map_err(|e| e.to_string());
+            assert_eq!(got, Err(want.to_owned()), "{text:?}");
         }
     }
 }

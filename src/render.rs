@@ -1,8 +1,10 @@
 //! Rendering SPIFFE IDs from a MeshIdentity's templates.
 
-use crate::api::{MeshIdentity, ZONE_LABEL};
+use crate::api::{
+    Labels, MeshIdentity, ENV_LABEL, MESH_LABEL, NAMESPACE_LABEL, ORIGIN_LABEL, ZONE_LABEL,
+};
 use crate::config::Settings;
-use crate::dataplane::DataplaneView;
+use crate::dataplane::{DataplaneView, ENV_KUBERNETES};
 use crate::gotemplate::{self, Budget, Data, Template};
 use crate::spiffe;
 
@@ -10,30 +12,65 @@ use crate::spiffe;
 pub const LABEL_FUNC: &[&str] = &["label"];
 /// Fields the trust domain template can read.
 pub const TRUST_DOMAIN_FIELDS: &[&str] = &["Mesh", "Zone"];
-/// Fields the path template can read.
-pub const PATH_FIELDS: &[&str] = &["Namespace", "ServiceAccount", "Workload"];
+/// Fields the path template can read, in the order of the struct upstream renders it with (Go
+/// prints them in that order for `{{ . }}`). Upstream renders `spiffe://{{ .TrustDomain }}` and
+/// the path as one template, so the rendered trust domain is there too.
+pub const PATH_FIELDS: &[&str] = &["TrustDomain", "Namespace", "ServiceAccount", "Workload"];
+
+/// The label Kuma's defaulting webhook sets to the object's name.
+const DISPLAY_NAME_LABEL: &str = "kuma.io/display-name";
+/// The origin Kuma's defaulting webhook gives objects created in a zone.
+const ORIGIN_ZONE: &str = "zone";
 
 /// Parses a SPIFFE ID template the way upstream does, with its error prefix.
 pub fn parse_template(source: &str) -> Result<Template, String> {
     gotemplate::parse(source, LABEL_FUNC).map_err(|e| format!("couldn't parse template: {e}"))
 }
 
+/// The labels a MeshIdentity carries once Kuma's defaulting webhook has run, which it always has
+/// before any validating webhook (mutating webhooks come first) and before Kuma renders it: its
+/// own labels, with the mesh, zone, environment, origin and namespace added where absent, and
+/// its name as the display name.
+pub fn defaulted_labels(identity: &MeshIdentity, settings: &Settings) -> Labels {
+    let mut labels = identity.labels().clone();
+    let namespace = match identity.namespace() {
+        "" => settings.system_namespace.as_str(),
+        namespace => namespace,
+    };
+    let defaults = [
+        (MESH_LABEL, identity.mesh()),
+        (ZONE_LABEL, settings.zone.as_str()),
+        (ENV_LABEL, ENV_KUBERNETES),
+        (ORIGIN_LABEL, ORIGIN_ZONE),
+        (NAMESPACE_LABEL, namespace),
+    ];
+    for (key, value) in defaults {
+        if !labels.contains_key(key) {
+            labels.insert(key.to_owned(), value.to_owned());
+        }
+    }
+    labels.insert(DISPLAY_NAME_LABEL.to_owned(), identity.name().to_owned());
+    labels
+}
+
 /// Renders the trust domain with the identity's own data: its mesh, its zone (label, else the
-/// configured zone) and `label` reading its own labels.
+/// configured zone) and `label` reading its labels as Kuma's defaulting webhook leaves them.
 pub fn render_trust_domain(
     template: &Template,
     identity: &MeshIdentity,
     settings: &Settings,
 ) -> Result<String, String> {
-    let zone = identity
-        .labels()
+    let labels = defaulted_labels(identity, settings);
+    // An empty label counts as absent here, as upstream treats it.
+    let zone = labels
         .get(ZONE_LABEL)
+        .filter(|zone| !zone.is_empty())
         .map_or(settings.zone.as_str(), String::as_str);
     let fields = [("Mesh", identity.mesh()), ("Zone", zone)];
     template
         .execute(&Data {
             fields: &fields,
-            labels: identity.labels(),
+            labels: &labels,
         })
         .map_err(|e| e.to_string())
 }
@@ -44,18 +81,30 @@ pub fn render_trust_domain(
 /// [`gotemplate::MAX_STEPS`]) stops within a fraction of a second.
 pub const REVIEW_RENDER_STEPS: usize = 2_000_000;
 
-/// Renders the path with the dataplane's data and `label` reading its dataplane labels.
-pub fn render_path(template: &Template, dataplane: &DataplaneView) -> Result<String, String> {
-    render_path_within(template, dataplane, &mut Budget::new(gotemplate::MAX_STEPS))
+/// Renders the path with the rendered trust domain, the dataplane's data and `label` reading its
+/// dataplane labels.
+pub fn render_path(
+    template: &Template,
+    trust_domain: &str,
+    dataplane: &DataplaneView,
+) -> Result<String, String> {
+    render_path_within(
+        template,
+        trust_domain,
+        dataplane,
+        &mut Budget::new(gotemplate::MAX_STEPS),
+    )
 }
 
 /// [`render_path`], taking its steps from a budget shared by the renders of one review.
 pub fn render_path_within(
     template: &Template,
+    trust_domain: &str,
     dataplane: &DataplaneView,
     budget: &mut Budget,
 ) -> Result<String, String> {
     let fields = [
+        ("TrustDomain", trust_domain),
         ("Namespace", dataplane.pod.namespace.as_str()),
         ("ServiceAccount", dataplane.pod.service_account.as_str()),
         ("Workload", dataplane.workload.unwrap_or_default()),
@@ -102,7 +151,7 @@ pub fn render_spiffe_id(
         parse_template(identity.path_template()).map_err(|e| format!("path: {e}"))?;
     let trust_domain = render_trust_domain(&trust_domain_template, identity, settings)
         .map_err(|e| format!("trust domain: {e}"))?;
-    let path = render_path(&path_template, dataplane)?;
+    let path = render_path(&path_template, &trust_domain, dataplane)?;
     Ok(match spiffe::spiffe_id(&trust_domain, &path) {
         Ok(value) => RenderedId {
             value,
@@ -159,6 +208,34 @@ fn is_workload_label_call(action: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defaulted_labels_are_what_kumas_defaulting_webhook_leaves() {
+        let settings = Settings {
+            zone: "east".to_owned(),
+            ..Settings::default()
+        };
+        let identity: MeshIdentity = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "mid", "labels": {"kuma.io/env": "custom", "kuma.io/display-name": "old"}}
+        }))
+        .unwrap();
+        let labels = defaulted_labels(&identity, &settings);
+        let labels: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                ("k8s.kuma.io/namespace", "kuma-system"),
+                ("kuma.io/display-name", "mid"),
+                ("kuma.io/env", "custom"),
+                ("kuma.io/mesh", "default"),
+                ("kuma.io/origin", "zone"),
+                ("kuma.io/zone", "east"),
+            ]
+        );
+    }
 
     #[test]
     fn workload_detection() {

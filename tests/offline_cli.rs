@@ -20,9 +20,17 @@ struct Run {
 }
 
 fn cli(args: &[&str]) -> Run {
+    cli_with_env(args, &[])
+}
+
+/// The binary with `args`, and `env` set over an environment cleared of the settings the tests
+/// vary.
+fn cli_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_kuma-identity-webhook"))
         .args(args)
         .env_remove("KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_ENABLED")
+        .env_remove("KIW_KUMA_VERSION")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     Run {
@@ -36,6 +44,13 @@ fn example_state() -> String {
     repo_path("deploy/examples/cluster-state.yaml")
         .display()
         .to_string()
+}
+
+/// Writes `contents` to a file `name` in a new temporary directory and returns its path.
+fn temp_file(name: &str, contents: &str) -> String {
+    let path = tempdir().join(name);
+    std::fs::write(&path, contents).unwrap();
+    path.display().to_string()
 }
 
 fn fixture(name: &str) -> String {
@@ -272,6 +287,9 @@ fn settings_flags(settings: &FixtureSettings) -> Vec<String> {
     if let Some(fallback) = &settings.workload_fallback {
         flags.extend(["--workload-fallback".to_owned(), fallback.clone()]);
     }
+    if let Some(version) = &settings.kuma_version {
+        flags.extend(["--kuma-version".to_owned(), version.clone()]);
+    }
     flags
 }
 
@@ -408,7 +426,7 @@ fn check_prints_a_lone_invalid_denial_field_by_field() {
         concat!(
             "The MeshIdentity \"legacy-identity\" is invalid: \n",
             "* metadata.labels[\"kuma.io/mesh\"]: Mesh \"legacy\" has spec.meshServices.mode: Everywhere, but MeshIdentity requires Exclusive; set spec.meshServices.mode: Exclusive on Mesh \"legacy\" first\n",
-            "* spec.provider.type: must be one of [\"Bundled\", \"Spire\", \"Extension\"]\n",
+            "* spec.provider.type: \"Vault\" must be one of [\"Bundled\", \"Spire\", \"Extension\"]\n",
         )
     );
 }
@@ -417,20 +435,11 @@ fn check_prints_a_lone_invalid_denial_field_by_field() {
 /// for one it gets.
 #[test]
 fn explain_says_when_a_pod_is_outside_the_mesh() {
-    let dir = tempdir();
-    let file = dir.join("pod.yaml");
-    std::fs::write(
-        &file,
+    let file = temp_file(
+        "pod.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: tool, namespace: plain}\nspec: {containers: [{name: tool, image: busybox}]}\n",
-    )
-    .unwrap();
-    let run = cli(&[
-        "explain",
-        "-f",
-        file.to_str().unwrap(),
-        "--cluster-state",
-        &example_state(),
-    ]);
+    );
+    let run = cli(&["explain", "-f", &file, "--cluster-state", &example_state()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stdout
@@ -446,4 +455,124 @@ fn explain_says_when_a_pod_is_outside_the_mesh() {
         &example_state(),
     ]);
     assert!(!meshed.stdout.contains("in mesh:"), "{}", meshed.stdout);
+}
+
+/// The stored `batch` identity of the ratchet tests: its path needs a workload, which the
+/// example state's `shop/batch-job-x2k` lacks.
+const BATCH_IDENTITY: &str = "apiVersion: kuma.io/v1alpha1\nkind: MeshIdentity\nmetadata: {name: batch, namespace: kuma-system, labels: {kuma.io/mesh: default}}\nspec:\n  selector: {dataplane: {matchLabels: {app: batch}}}\n  spiffeID: {path: \"/workload/{{ .Workload }}\"}\n  provider: {type: Bundled, bundled: {autogenerate: {enabled: true}}}\n";
+
+/// The control plane's status write is an UPDATE `check` decides as the server does: allowed
+/// with a warning for the pod the identity already served; the same update widened to a new
+/// broken pod is refused for that pod alone.
+#[test]
+fn check_ratchets_an_update_of_an_identity_already_serving_broken_pods() {
+    let cron = "apiVersion: v1\nkind: Pod\nmetadata: {name: cron-1, namespace: shop, labels: {app: cron}}\nspec: {}\n";
+    let state = temp_file(
+        "state.yaml",
+        &format!(
+            "{}\n---\n{BATCH_IDENTITY}---\n{cron}",
+            std::fs::read_to_string(example_state()).unwrap()
+        ),
+    );
+    let status_write = temp_file(
+        "status.yaml",
+        &format!("{BATCH_IDENTITY}status:\n  conditions:\n  - {{type: Ready, status: \"True\", reason: Ready, message: \"\"}}\n"),
+    );
+    let control_plane = "system:serviceaccount:kuma-system:kuma-control-plane";
+    let check = |manifest: &str| {
+        cli(&[
+            "check",
+            "-f",
+            manifest,
+            "--cluster-state",
+            &state,
+            "--workload-labels",
+            "app.kubernetes.io/name",
+            "--user",
+            control_plane,
+        ])
+    };
+    let run = check(&status_write);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        "meshidentity.kuma.io/batch configured (server dry run)\n"
+    );
+    assert_eq!(
+        run.stderr,
+        "Warning: update allowed: 1 selected pod(s) already had no workload before it (e.g. shop/batch-job-x2k)\n"
+    );
+
+    let widened = temp_file(
+        "widened.yaml",
+        &BATCH_IDENTITY.replace("matchLabels: {app: batch}", "matchLabels: {}"),
+    );
+    let run = check(&widened);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("spec.spiffeID.path: 1 selected pod(s) have no 'kuma.io/workload' while the path uses it: shop/cron-1;"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The seeds' trust domain reads labels Kuma's defaulting webhook adds; offline there is no such
+/// webhook, so `check` must render it as a cluster would.
+#[test]
+fn check_renders_the_trust_domain_with_the_labels_kuma_adds() {
+    let manifest = temp_file(
+        "identity.yaml",
+        "apiVersion: kuma.io/v1alpha1\nkind: MeshIdentity\nmetadata: {name: web, namespace: kuma-system}\nspec:\n  selector: {dataplane: {matchLabels: {app: web}}}\n  spiffeID:\n    trustDomain: '{{ label \"kuma.io/mesh\" }}.{{ label \"kuma.io/zone\" }}.mesh.local'\n    path: '/td/{{ .TrustDomain }}/ns/{{ .Namespace }}'\n",
+    );
+    let run = cli(&[
+        "check",
+        "-f",
+        &manifest,
+        "--cluster-state",
+        &example_state(),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        "meshidentity.kuma.io/web created (server dry run)\n"
+    );
+}
+
+/// `KIW_KUMA_VERSION=3` (the env twin of `--kuma-version`) turns off both MeshServices rules.
+#[test]
+fn check_with_kuma_3_ignores_mesh_services() {
+    let manifest = temp_file(
+        "kuma3.yaml",
+        "apiVersion: kuma.io/v1alpha1\nkind: MeshIdentity\nmetadata: {name: ledger, namespace: kuma-system, labels: {kuma.io/mesh: legacy}}\nspec: {}\n---\napiVersion: kuma.io/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec: {}\n",
+    );
+    let args = [
+        "check",
+        "-f",
+        &manifest,
+        "--cluster-state",
+        &example_state(),
+    ];
+    let kuma3 = cli_with_env(&args, &[("KIW_KUMA_VERSION", "3")]);
+    assert_eq!(kuma3.code, 0, "{}{}", kuma3.stdout, kuma3.stderr);
+    assert_eq!(
+        kuma3.stdout,
+        "meshidentity.kuma.io/ledger created (server dry run)\nmesh.kuma.io/default configured (server dry run)\n"
+    );
+    let kuma2 = cli(&args);
+    assert_eq!(kuma2.code, 1, "{}{}", kuma2.stdout, kuma2.stderr);
+    assert_eq!(
+        kuma2.stderr.lines().count(),
+        2,
+        "both rules refuse: {}",
+        kuma2.stderr
+    );
+    let unknown = cli_with_env(&args, &[("KIW_KUMA_VERSION", "4")]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .contains("invalid value '4' for '--kuma-version"),
+        "{}",
+        unknown.stderr
+    );
 }

@@ -3,6 +3,7 @@
 mod certs;
 mod check;
 mod explain;
+mod flags;
 mod inject;
 mod logging;
 mod serve;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use kuma_identity_webhook::config::{
-    Enforcement, Settings, WorkloadFallback, DEFAULT_PRIVILEGED_USERS,
+    Enforcement, KumaVersion, Settings, WorkloadFallback, DEFAULT_PRIVILEGED_USERS,
 };
 use kuma_identity_webhook::inject::InjectConfig;
 
@@ -89,8 +90,13 @@ pub struct DecisionArgs {
     /// Users that bypass the placement and mesh rules (comma-separated).
     #[arg(long, env = "KIW_PRIVILEGED_USERS", value_delimiter = ',', default_values_t = DEFAULT_PRIVILEGED_USERS.map(str::to_owned))]
     privileged_users: Vec<String>,
-    /// Mount the SPIRE agent socket into every pod unless it opts out.
-    #[arg(long, env = "KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_ENABLED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// The Kuma major version of the cluster: 3 turns off the rules about
+    /// `Mesh.spec.meshServices`, which Kuma 3 removed.
+    #[arg(long, env = "KIW_KUMA_VERSION", value_enum, default_value = "2")]
+    kuma_version: KumaVersion,
+    /// Mount the SPIRE agent socket into every pod unless it opts out (a boolean as Kuma reads
+    /// it: 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False).
+    #[arg(long, env = "KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_ENABLED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = flags::GoBool)]
     spire_enabled: bool,
     /// Where the SPIRE agent socket directory is mounted.
     #[arg(
@@ -122,6 +128,7 @@ impl DecisionArgs {
             workload_fallback: self.workload_fallback,
             enforcement: self.workload_label_enforcement,
             privileged_users: self.privileged_users.clone(),
+            kuma_version: self.kuma_version,
             inject: InjectConfig {
                 enabled_by_default: self.spire_enabled,
                 mount_path: self.spire_mount_path.clone(),

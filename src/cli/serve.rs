@@ -34,7 +34,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KIW_TLS_KEY", default_value = "certs/tls.key")]
     tls_key: PathBuf,
     /// Generate a throwaway CA and serving certificate when the files are missing.
-    #[arg(long, env = "KIW_DEV")]
+    #[arg(long, env = "KIW_DEV", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_parser = super::flags::GoBool)]
     dev: bool,
     /// Service name the dev certificate is issued for (`<service>.<namespace>.svc`).
     #[arg(

@@ -15,6 +15,8 @@ mod sink;
 mod value;
 
 pub use exec::{Budget, MAX_RENDER_BYTES, MAX_STEPS};
+/// Go's `strconv.Quote` (`%q` of a string), as upstream's validators quote offending values.
+pub use quote::go_quote;
 
 use parse::{Arg, Node, Pipe, TreeSet};
 

@@ -186,3 +186,24 @@ pub fn unquote_char(s: &str, quote: char) -> Result<(char, &str), &'static str> 
     // which only matters for templates no SPIFFE ID can use.
     char::from_u32(value).map(|c| (c, tail)).ok_or(SYNTAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_is_gos() {
+        let cases = [
+            ("Vault", r#""Vault""#),
+            ("", r#""""#),
+            ("a\"b\\c", r#""a\"b\\c""#),
+            ("tab\there", r#""tab\there""#),
+            ("\u{0}", r#""\x00""#),
+            ("\u{e9}t\u{e9}", "\"\u{e9}t\u{e9}\""),
+            ("\u{200b}", r#""\u200b""#),
+        ];
+        for (value, want) in cases {
+            assert_eq!(go_quote(value), want, "{value:?}");
+        }
+    }
+}

@@ -1,9 +1,11 @@
 //! `POST /validate-kuma-io-v1alpha1-mesh`: a Mesh may not leave `Exclusive` MeshServices mode
-//! while MeshIdentities of it exist, since that would silently break them.
+//! while MeshIdentities of it exist, since that would silently break them. Kuma 3 has no
+//! MeshServices mode, so there the rule is off.
 
 use serde::Deserialize;
 
 use crate::api::Mesh;
+use crate::config::Settings;
 use crate::state::ClusterView;
 
 use super::workload::name_some;
@@ -11,8 +13,10 @@ use super::{Findings, Operation, Request, Verdict};
 
 pub const KIND: &str = "Mesh";
 
-pub fn review(request: &Request, view: &dyn ClusterView) -> Verdict {
-    if request.operation != Operation::Update {
+pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) -> Verdict {
+    if request.operation != Operation::Update
+        || !settings.kuma_version.requires_exclusive_mesh_services()
+    {
         return Verdict::allow();
     }
     let (Some(object), Some(old_object)) = (request.object, request.old_object) else {

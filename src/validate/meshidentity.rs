@@ -1,17 +1,22 @@
-//! `POST /validate-kuma-io-v1alpha1-meshidentity`: SPEC §2 rules 1–6.
+//! `POST /validate-kuma-io-v1alpha1-meshidentity`: SPEC §2 rules 1–7.
+
+use serde_json::Value;
 
 use serde::Deserialize;
 
 use crate::api::{MeshIdentity, MeshServicesMode, ORIGIN_LABEL};
 use crate::config::Settings;
+use crate::gotemplate::go_quote;
 use crate::state::ClusterView;
 
 use super::provider::check_provider;
 use super::templates::check_templates;
 use super::workload::check_selected_pods;
-use super::{Findings, Operation, Request, Verdict};
+use super::{Findings, Operation, Request, Verdict, Violation};
 
 pub const KIND: &str = "MeshIdentity";
+/// The API group of Kuma's resources, the `Mesh` among them.
+const KUMA_GROUP: &str = "kuma.io";
 
 /// Decides a MeshIdentity admission request. DELETE and CONNECT are always allowed (unlike
 /// upstream, so a misplaced object can still be deleted).
@@ -26,12 +31,25 @@ pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) ->
             "request.object is required for CREATE and UPDATE",
         );
     };
-    let mut identity = match MeshIdentity::deserialize(object) {
+    let identity = match read_identity(object, request.namespace) {
         Ok(identity) => identity,
         Err(e) => {
             return Verdict::deny(422, "Invalid", format!("{KIND} could not be read: {e}"));
         }
     };
+    // The stored object, for the UPDATE ratchet; one that cannot be read ratchets nothing.
+    let before = request
+        .old_object
+        .filter(|_| request.operation == Operation::Update)
+        .and_then(|old| read_identity(old, request.namespace).ok());
+    let findings = check(&identity, before.as_ref(), request.username, view, settings);
+    findings.into_verdict(KIND, identity.name())
+}
+
+/// A MeshIdentity from raw JSON, placed in the request's namespace when it names none
+/// (`generateName` objects).
+fn read_identity(object: &Value, namespace: Option<&str>) -> serde_json::Result<MeshIdentity> {
+    let mut identity = MeshIdentity::deserialize(object)?;
     if identity
         .metadata
         .namespace
@@ -39,15 +57,18 @@ pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) ->
         .unwrap_or_default()
         .is_empty()
     {
-        identity.metadata.namespace = request.namespace.map(str::to_owned);
+        identity.metadata.namespace = namespace.map(str::to_owned);
     }
-    let findings = check(&identity, request.username, view, settings);
-    findings.into_verdict(KIND, identity.name())
+    Ok(identity)
 }
 
 /// Every rule over one MeshIdentity; what the HTTP and CLI adapters share with the benches.
+/// `before` is the stored object on UPDATE: pod findings and the template findings beyond
+/// upstream's that it already produced only warn; every other rule judges the new object alone,
+/// as upstream does.
 pub fn check(
     identity: &MeshIdentity,
+    before: Option<&MeshIdentity>,
     username: &str,
     view: &dyn ClusterView,
     settings: &Settings,
@@ -60,19 +81,62 @@ pub fn check(
     let misplaced = identity.namespace() != settings.system_namespace;
     if !privileged {
         check_placement(identity, settings, &mut findings);
-        check_mesh(identity, view, &mut findings);
+        check_mesh(identity, view, settings, &mut findings);
+        check_owner_references(identity, &mut findings);
     }
     check_origin(identity, &mut findings);
     if let Some(provider) = &identity.spec.provider {
         check_provider(provider, &mut findings);
     }
     let templates = check_templates(identity, settings, &mut findings);
+    let templates_before = before.map(|before| {
+        (
+            before,
+            check_templates(before, settings, &mut Findings::default()),
+        )
+    });
+    ratchet_template_findings(
+        templates.beyond_upstream,
+        templates_before
+            .as_ref()
+            .map(|(_, t)| t.beyond_upstream.as_slice()),
+        &mut findings,
+    );
     if let (Some(trust_domain), Some(path), false) =
         (&templates.trust_domain, &templates.path, misplaced)
     {
-        check_selected_pods(identity, trust_domain, path, view, settings, &mut findings);
+        check_selected_pods(
+            identity,
+            templates_before.as_ref().map(|(before, t)| (*before, t)),
+            trust_domain,
+            path,
+            view,
+            settings,
+            &mut findings,
+        );
     }
     findings
+}
+
+/// The template checks this project adds to upstream's (fields never offered, literal SPIFFE
+/// rules, the rendered trust domain) refuse a new problem; one the stored object already had is
+/// only warned about on UPDATE, as upstream admits such objects and a status write of one must
+/// not fail. Parse errors are not among them: upstream refuses those on UPDATE too.
+fn ratchet_template_findings(
+    found: Vec<Violation>,
+    before: Option<&[Violation]>,
+    findings: &mut Findings,
+) {
+    for violation in found {
+        if before.is_some_and(|before| before.contains(&violation)) {
+            findings.warn(format!(
+                "update allowed, unchanged from before it: {}: {}",
+                violation.field, violation.message
+            ));
+        } else {
+            findings.invalid(violation.field, violation.message);
+        }
+    }
 }
 
 /// Rule 1: MeshIdentities live in the system namespace only.
@@ -88,17 +152,32 @@ fn check_placement(identity: &MeshIdentity, settings: &Settings, findings: &mut 
     }
 }
 
-/// Rule 2: the mesh must exist and use `meshServices.mode: Exclusive`.
-fn check_mesh(identity: &MeshIdentity, view: &dyn ClusterView, findings: &mut Findings) {
+/// Rule 2: the mesh must exist (Kuma's own webhook refuses an object of a missing mesh too) and,
+/// on Kuma 2, use `meshServices.mode: Exclusive`.
+fn check_mesh(
+    identity: &MeshIdentity,
+    view: &dyn ClusterView,
+    settings: &Settings,
+    findings: &mut Findings,
+) {
     let field = "metadata.labels[\"kuma.io/mesh\"]";
     let name = identity.mesh();
+    let exclusive_required = settings.kuma_version.requires_exclusive_mesh_services();
     let Some(mesh) = view.mesh(name) else {
+        let create = if exclusive_required {
+            "create it with spec.meshServices.mode: Exclusive"
+        } else {
+            "create it"
+        };
         findings.invalid(
             field,
-            format!("Mesh \"{name}\" does not exist; create it with spec.meshServices.mode: Exclusive, or set the kuma.io/mesh label to an existing mesh"),
+            format!("Mesh \"{name}\" does not exist; {create}, or set the kuma.io/mesh label to an existing mesh"),
         );
         return;
     };
+    if !exclusive_required {
+        return;
+    }
     let mode = match mesh.mesh_services_mode() {
         Ok(MeshServicesMode::Exclusive) => return,
         Ok(mode) => mode.as_str().to_owned(),
@@ -110,13 +189,49 @@ fn check_mesh(identity: &MeshIdentity, view: &dyn ClusterView, findings: &mut Fi
     );
 }
 
-/// Rule 5: `kuma.io/origin`, when present, is `zone` or `global`.
+/// Rule 7: an owner reference to a `Mesh` (group `kuma.io`) must name the identity's own mesh,
+/// or deleting that other mesh would garbage-collect the identity. Upstream's words
+/// (kumahq/kuma#18060).
+fn check_owner_references(identity: &MeshIdentity, findings: &mut Findings) {
+    let mesh = identity.mesh();
+    let references = identity.metadata.owner_references.iter().flatten();
+    for (index, reference) in references.enumerate() {
+        if reference.kind != "Mesh" || api_group(&reference.api_version) != Some(KUMA_GROUP) {
+            continue;
+        }
+        if reference.name != mesh {
+            findings.invalid(
+                format!("metadata.ownerReferences[{index}].name"),
+                format!(
+                    "must be the same as the mesh of the resource {}, got {}. A resource cannot be moved between meshes, delete it and apply it again in the new mesh",
+                    go_quote(mesh),
+                    go_quote(&reference.name)
+                ),
+            );
+        }
+    }
+}
+
+/// The group of an `apiVersion` as Kubernetes parses it (`v1` has the empty group); `None` when
+/// it does not parse, which upstream skips.
+fn api_group(api_version: &str) -> Option<&str> {
+    match api_version.split_once('/') {
+        None => Some(""),
+        Some((group, version)) if !version.contains('/') => Some(group),
+        Some(_) => None,
+    }
+}
+
+/// Rule 5: `kuma.io/origin`, when present, is `zone` or `global`; upstream's words first.
 fn check_origin(identity: &MeshIdentity, findings: &mut Findings) {
     if let Some(origin) = identity.labels().get(ORIGIN_LABEL) {
         if origin != "zone" && origin != "global" {
             findings.invalid(
                 format!("metadata.labels[\"{ORIGIN_LABEL}\"]"),
-                format!("must be one of [\"zone\", \"global\"], got {origin:?}"),
+                format!(
+                    "unknown resource origin {}: must be one of [\"zone\", \"global\"]",
+                    go_quote(origin)
+                ),
             );
         }
     }

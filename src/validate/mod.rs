@@ -136,6 +136,12 @@ impl Findings {
         self.warnings.push(truncate_warning(warning.into()));
     }
 
+    /// Every field problem collected, placement ones first (for rules whose findings the caller
+    /// judges before they count).
+    fn into_violations(self) -> Vec<Violation> {
+        self.forbidden.into_iter().chain(self.invalid).collect()
+    }
+
     /// 403 when any placement rule failed (its message first, then the rest), else 422 with every
     /// field error; allowed when nothing failed. Warnings ride along either way.
     pub fn into_verdict(self, kind: &str, name: &str) -> Verdict {

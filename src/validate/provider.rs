@@ -1,11 +1,13 @@
 //! `spec.provider` rules of a MeshIdentity.
 
+use serde_json::Value;
+
 use crate::api::{Bundled, Provider, SecureDataSource};
 use crate::duration::parse_duration;
+use crate::gotemplate::go_quote;
 
 use super::Findings;
 
-const PROVIDER_TYPES: &str = r#"must be one of ["Bundled", "Spire", "Extension"]"#;
 const NEEDS_CONFIGURATION: &str = "configuration needs to be defined";
 const MUST_BE_DEFINED: &str = "must be defined";
 
@@ -32,8 +34,25 @@ pub fn check_provider(provider: &Provider, findings: &mut Findings) {
             Some(_) => {}
             None => findings.invalid(format!("{base}.extension"), NEEDS_CONFIGURATION),
         },
-        _ => findings.invalid(format!("{base}.type"), PROVIDER_TYPES),
+        other => findings.invalid(
+            format!("{base}.type"),
+            must_be_one_of(
+                other.unwrap_or_default(),
+                &["Bundled", "Spire", "Extension"],
+            ),
+        ),
     }
+}
+
+/// Upstream's message for a value outside an enum: `"<value>" must be one of ["A", "B"]`, every
+/// string quoted as Go's `%q` quotes it.
+fn must_be_one_of(value: &str, allowed: &[&str]) -> String {
+    let allowed: Vec<String> = allowed.iter().map(|a| go_quote(a)).collect();
+    format!(
+        "{} must be one of [{}]",
+        go_quote(value),
+        allowed.join(", ")
+    )
 }
 
 fn check_bundled(bundled: &Bundled, findings: &mut Findings) {
@@ -42,7 +61,7 @@ fn check_bundled(bundled: &Bundled, findings: &mut Findings) {
         if mode != "Enabled" && mode != "Disabled" {
             findings.invalid(
                 format!("{base}.meshTrustCreation"),
-                r#"must be one of ["Enabled", "Disabled"]"#,
+                must_be_one_of(mode, &["Enabled", "Disabled"]),
             );
         }
     }
@@ -88,39 +107,60 @@ fn check_bundled(bundled: &Bundled, findings: &mut Findings) {
     );
 }
 
-/// The member named by `type` must be present (and a secret reference must name a Secret).
+/// The member named by `type` must be present with its string set, as upstream's
+/// `ValidateSecureDataSource` checks, and a file must be one the control plane may read.
 fn check_secure_data_source(source: &SecureDataSource, field: &str, findings: &mut Findings) {
-    let member = match source.type_.as_deref() {
-        Some("File") => ("file", source.file.as_ref()),
-        Some("Secret") => ("secretRef", source.secret_ref.as_ref()),
-        Some("EnvVar") => ("envVar", source.env_var.as_ref()),
-        Some("InsecureInline") => ("insecureInline", source.insecure_inline.as_ref()),
-        _ => {
+    let (member, value, key) = match source.type_.as_deref() {
+        Some("EnvVar") => ("envVar", &source.env_var, "name"),
+        Some("InsecureInline") => ("insecureInline", &source.insecure_inline, "value"),
+        Some("File") => ("file", &source.file, "path"),
+        Some("Secret") => ("secretRef", &source.secret_ref, "name"),
+        other => {
             findings.invalid(
                 format!("{field}.type"),
-                r#"must be one of ["File", "Secret", "EnvVar", "InsecureInline"]"#,
+                format!(
+                    "{} must be one of: EnvVar, InsecureInline, File, Secret",
+                    other.unwrap_or_default()
+                ),
             );
             return;
         }
     };
-    let (name, value) = member;
-    let Some(value) = value.filter(|v| !v.is_null()) else {
-        findings.invalid(format!("{field}.{name}"), MUST_BE_DEFINED);
+    let Some(value) = value.as_ref().filter(|v| !v.is_null()) else {
+        findings.invalid(format!("{field}.{member}"), MUST_BE_DEFINED);
         return;
     };
-    if name == "secretRef" {
-        if value.get("kind").and_then(|k| k.as_str()) != Some("Secret") {
-            findings.invalid(format!("{field}.secretRef.kind"), r#"must be "Secret""#);
-        }
-        if value
-            .get("name")
-            .and_then(|n| n.as_str())
-            .unwrap_or_default()
-            .is_empty()
-        {
-            findings.invalid(format!("{field}.secretRef.name"), MUST_BE_DEFINED);
+    let text = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or_default();
+    if member == "secretRef" && text("kind") != "Secret" {
+        findings.invalid(
+            format!("{field}.secretRef.kind"),
+            format!("{} must be one of: Secret", text("kind")),
+        );
+    }
+    let string = text(key);
+    let string_field = format!("{field}.{member}.{key}");
+    if string.is_empty() {
+        findings.invalid(string_field, MUST_BE_DEFINED);
+    } else if member == "file" {
+        if let Err(problem) = check_file_path(string) {
+            findings.invalid(string_field, problem);
         }
     }
+}
+
+/// Upstream's `datasource` rule for files the control plane reads (kumahq/kuma#15500): no `..`
+/// anywhere (checked on the text as written, before any cleaning), and an absolute path.
+fn check_file_path(path: &str) -> Result<(), String> {
+    if path.contains("..") {
+        return Err(format!(
+            "file path contains directory traversal sequence: {path}"
+        ));
+    }
+    // The control plane runs on Linux, where Go's `filepath.IsAbs` means a leading `/`.
+    if !path.starts_with('/') {
+        return Err(format!("file path must be absolute: {path}"));
+    }
+    Ok(())
 }
 
 fn check_duration(value: Option<&str>, field: &str, findings: &mut Findings) {
@@ -128,7 +168,7 @@ fn check_duration(value: Option<&str>, field: &str, findings: &mut Findings) {
         return;
     };
     match parse_duration(text) {
-        Ok(nanos) if nanos < 0 => findings.invalid(field, "must not be negative"),
+        Ok(nanos) if nanos < 0 => findings.invalid(field, "must not be negative when defined"),
         Ok(_) => {}
         Err(e) => findings.invalid(field, e.to_string()),
     }

@@ -2,7 +2,7 @@
 //! identity would win must be able to get a SPIFFE ID from it. Pods outside the mesh (no sidecar
 //! injection) are not its concern.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::api::{MeshIdentity, PodInfo, WORKLOAD_LABEL};
 use crate::config::{Enforcement, Settings};
@@ -13,7 +13,7 @@ use crate::select::Ranking;
 use crate::spiffe;
 use crate::state::ClusterView;
 
-use super::templates::PATH_FIELD;
+use super::templates::{CheckedTemplates, PATH_FIELD};
 use super::Findings;
 
 /// How many pods a message names before it only counts the rest.
@@ -24,21 +24,121 @@ const NAMED_PODS: usize = 5;
 struct Breakage {
     /// Pods with no workload while the path uses the workload label.
     missing_workload: Vec<String>,
-    /// Pods whose path fails to render or whose ID breaks the SPIFFE rules, with the reason.
+    /// Pods whose path fails to render or whose ID breaks the SPIFFE rules, with the reason (the
+    /// rendered value included, so a changed ID is a new finding).
     unrenderable: Vec<(String, String)>,
     /// The review's rendering budget ran out after this many pods: the rest are unchecked.
     budget_spent_after: Option<usize>,
 }
 
-/// Scans every pod of the identity's mesh that `candidate` would win once admitted.
+impl Breakage {
+    fn is_empty(&self) -> bool {
+        self.missing_workload.is_empty()
+            && self.unrenderable.is_empty()
+            && self.budget_spent_after.is_none()
+    }
+
+    /// Splits these findings into those `before` did not have and those it had already.
+    fn split_by(self, before: &Breakage) -> (Breakage, Breakage) {
+        let had_no_workload: HashSet<&str> =
+            before.missing_workload.iter().map(String::as_str).collect();
+        let had_no_id: HashSet<(&str, &str)> = before
+            .unrenderable
+            .iter()
+            .map(|(pod, reason)| (pod.as_str(), reason.as_str()))
+            .collect();
+        let (kept_missing, new_missing) = self
+            .missing_workload
+            .into_iter()
+            .partition(|pod| had_no_workload.contains(pod.as_str()));
+        let (kept_unrenderable, new_unrenderable) = self
+            .unrenderable
+            .into_iter()
+            .partition(|(pod, reason)| had_no_id.contains(&(pod.as_str(), reason.as_str())));
+        // A scan the budget cut short is the same finding when the stored object's was too.
+        let (kept_budget, new_budget) = match before.budget_spent_after {
+            Some(_) => (self.budget_spent_after, None),
+            None => (None, self.budget_spent_after),
+        };
+        let introduced = Breakage {
+            missing_workload: new_missing,
+            unrenderable: new_unrenderable,
+            budget_spent_after: new_budget,
+        };
+        let kept = Breakage {
+            missing_workload: kept_missing,
+            unrenderable: kept_unrenderable,
+            budget_spent_after: kept_budget,
+        };
+        (introduced, kept)
+    }
+}
+
+/// The pod rule of a MeshIdentity CREATE or UPDATE: every pod of the identity's mesh that
+/// `candidate` would win once admitted must get a valid SPIFFE ID from it. On UPDATE (`before`
+/// is the stored object with its checked templates) the rule ratchets: a pod finding the old
+/// object already produced is only a warning, so a status write or any change that breaks
+/// nothing new is never refused because of pods the identity already served.
 pub fn check_selected_pods(
     candidate: &MeshIdentity,
+    before: Option<(&MeshIdentity, &CheckedTemplates)>,
     trust_domain: &str,
     path: &Template,
     view: &dyn ClusterView,
     settings: &Settings,
     findings: &mut Findings,
 ) {
+    let breakage = scan(candidate, trust_domain, path, view, settings);
+    let (introduced, kept) = match before {
+        None => (breakage, Breakage::default()),
+        // Nothing the scan reads changed (a status write, an annotation): every finding is old.
+        Some((before, _)) if judged_alike(before, candidate) => (Breakage::default(), breakage),
+        // Under another path every finding is new: the path is what the user changed.
+        Some((before, _))
+            if breakage.is_empty() || before.path_template() != candidate.path_template() =>
+        {
+            (breakage, Breakage::default())
+        }
+        Some((before, templates)) => {
+            breakage.split_by(&scan_before(before, templates, view, settings))
+        }
+    };
+    report(&introduced, settings, findings);
+    report_kept(&kept, findings);
+}
+
+/// Whether the scan would judge both objects the same way: it reads their names, labels,
+/// selectors and templates, nothing else.
+fn judged_alike(a: &MeshIdentity, b: &MeshIdentity) -> bool {
+    a.name() == b.name()
+        && a.namespace() == b.namespace()
+        && a.labels() == b.labels()
+        && a.spec.selector == b.spec.selector
+        && a.spec.spiffe_id == b.spec.spiffe_id
+}
+
+/// What the stored object produces against today's pods; nothing when its own templates are
+/// unusable (then every finding of the update is new).
+fn scan_before(
+    before: &MeshIdentity,
+    templates: &CheckedTemplates,
+    view: &dyn ClusterView,
+    settings: &Settings,
+) -> Breakage {
+    match (&templates.trust_domain, &templates.path) {
+        (Some(trust_domain), Some(path)) => scan(before, trust_domain, path, view, settings),
+        _ => Breakage::default(),
+    }
+}
+
+/// Scans every pod of the identity's mesh that `candidate` would win once admitted.
+fn scan(
+    candidate: &MeshIdentity,
+    trust_domain: &str,
+    path: &Template,
+    view: &dyn ClusterView,
+    settings: &Settings,
+) -> Breakage {
     let mesh = candidate.mesh();
     let others = view
         .identities_in_mesh(mesh)
@@ -97,7 +197,7 @@ pub fn check_selected_pods(
                 .push((dataplane.display_name(), reason));
         }
     }
-    report(&breakage, settings, findings);
+    breakage
 }
 
 /// The pods worth looking at: those carrying one of the selector's own pod labels when it has
@@ -124,7 +224,7 @@ fn render_and_check(
     dataplane: &DataplaneView,
     budget: &mut Budget,
 ) -> Result<(), String> {
-    let rendered = render_path_within(path, dataplane, budget)?;
+    let rendered = render_path_within(path, trust_domain, dataplane, budget)?;
     spiffe::spiffe_id(trust_domain, &rendered)
         .map(|_| ())
         .map_err(|e| format!("\"spiffe://{trust_domain}{rendered}\": {e}"))
@@ -186,6 +286,27 @@ fn report(breakage: &Breakage, settings: &Settings, findings: &mut Findings) {
                 pods[0].1
             )),
         }
+    }
+}
+
+/// Findings an UPDATE leaves as they were: said, not refused.
+fn report_kept(kept: &Breakage, findings: &mut Findings) {
+    if let Some(checked) = kept.budget_spent_after {
+        findings.warn(format!(
+            "update allowed: path rendering already stopped after {checked} pod(s) before it: over {REVIEW_RENDER_STEPS} template steps"
+        ));
+    }
+    if let Some(pod) = kept.missing_workload.first() {
+        findings.warn(format!(
+            "update allowed: {} selected pod(s) already had no workload before it (e.g. {pod})",
+            kept.missing_workload.len()
+        ));
+    }
+    if let Some((pod, reason)) = kept.unrenderable.first() {
+        findings.warn(format!(
+            "update allowed: {} selected pod(s) already had no valid SPIFFE ID before it, e.g. {pod} ({reason})",
+            kept.unrenderable.len()
+        ));
     }
 }
 

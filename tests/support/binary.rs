@@ -36,13 +36,18 @@ impl Binary {
     /// `serve --dev` with `args` after the listener and certificate flags, and `env` set (the
     /// cluster variables of the test process removed, so nothing reaches a real cluster).
     pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::serve_without_dev_flag(&[&["--dev"], args].concat(), env)
+    }
+
+    /// `serve` as [`Binary::serve`] starts it, but with no `--dev` flag of its own: the
+    /// certificate files are still in [`Binary::dir`], for `args` or `env` to have generated.
+    pub fn serve_without_dev_flag(args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = tempdir();
         let (port, admin) = (free_port(), free_port());
         let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_kuma-identity-webhook"))
             .args([
                 "serve",
-                "--dev",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--admin-listen",

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use kuma_identity_webhook::certs;
-use kuma_identity_webhook::config::{Enforcement, Settings, WorkloadFallback};
+use kuma_identity_webhook::config::{Enforcement, KumaVersion, Settings, WorkloadFallback};
 use kuma_identity_webhook::metrics::Metrics;
 use kuma_identity_webhook::server::{self, routes};
 use kuma_identity_webhook::state::{Snapshot, StateHandle};
@@ -236,6 +236,8 @@ pub struct FixtureSettings {
     pub enforcement: Option<String>,
     pub workload_fallback: Option<String>,
     pub spire_enabled: Option<bool>,
+    /// `--kuma-version`: `"2"` (the default) or `"3"`.
+    pub kuma_version: Option<String>,
 }
 
 impl FixtureSettings {
@@ -249,6 +251,9 @@ impl FixtureSettings {
         }
         if self.workload_fallback.as_deref() == Some("service-account") {
             settings.workload_fallback = WorkloadFallback::ServiceAccount;
+        }
+        if self.kuma_version.as_deref() == Some("3") {
+            settings.kuma_version = KumaVersion::V3;
         }
         if let Some(enabled) = self.spire_enabled {
             settings.inject.enabled_by_default = enabled;
