@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{header, StatusCode, Version};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -112,26 +112,36 @@ async fn admit(webhook: Webhook, State(app): State<App>, request: Request) -> Re
 }
 
 /// Reads a request body of at most [`MAX_BODY_BYTES`] (413 beyond, as soon as the limit is
-/// crossed) within `within` (408 after).
+/// crossed) within `within` (408 after). A body whose `Content-Length` is already over the limit
+/// is refused before it is polled, so hyper never invites it with `100 Continue`. The connection
+/// layer closes an HTTP/1 connection after either refusal, since the rest of the body may still
+/// be on its way.
 async fn read_body(request: Request, within: Duration) -> Result<Bytes, Response> {
-    let version = request.version();
+    if let Some(length) = declared_length(&request).filter(|&n| n > MAX_BODY_BYTES as u64) {
+        let message =
+            format!("request body of {length} bytes is over the limit of {MAX_BODY_BYTES} bytes");
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, message).into_response());
+    }
     match tokio::time::timeout(within, Bytes::from_request(request, &())).await {
         Ok(Ok(body)) => Ok(body),
         Ok(Err(rejection)) => Err(rejection.into_response()),
         Err(_) => {
             let message = format!("request body not received within {within:?}");
-            let mut response = (StatusCode::REQUEST_TIMEOUT, message).into_response();
-            // The rest of the body may still be on its way, so an HTTP/1 connection cannot carry
-            // another request; HTTP/2 resets just the stream and forbids the header.
-            if version < Version::HTTP_2 {
-                response.headers_mut().insert(
-                    header::CONNECTION,
-                    header::HeaderValue::from_static("close"),
-                );
-            }
-            Err(response)
+            Err((StatusCode::REQUEST_TIMEOUT, message).into_response())
         }
     }
+}
+
+/// The `Content-Length` a request declares, if it declares one that parses.
+fn declared_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Per-webhook reason metrics: pod denials, injection outcomes.
@@ -211,7 +221,6 @@ mod tests {
         let refused = read(Body::from_stream(trickle), Duration::from_millis(200)).await;
         let elapsed = started.elapsed();
         assert_eq!(refused.status(), StatusCode::REQUEST_TIMEOUT);
-        assert_eq!(refused.headers()[header::CONNECTION], "close");
         assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     }
@@ -230,5 +239,25 @@ mod tests {
         )
         .await;
         assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    /// A declared length over the limit is refused without touching the body: this one would
+    /// never end.
+    #[tokio::test]
+    async fn a_declared_length_over_the_limit_gets_413_before_the_body_is_read() {
+        let never = futures::stream::pending::<Result<Bytes, std::io::Error>>();
+        let mut request = Request::new(Body::from_stream(never));
+        request.headers_mut().insert(
+            header::CONTENT_LENGTH,
+            header::HeaderValue::from(MAX_BODY_BYTES + 1),
+        );
+        let refused = tokio::time::timeout(
+            Duration::from_secs(5),
+            read_body(request, Duration::from_secs(60)),
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }
