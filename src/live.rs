@@ -23,7 +23,7 @@ use kube::runtime::WatchStreamExt;
 use crate::api::{string_map_at, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
 use crate::metrics::Metrics;
 use crate::state::{Snapshot, StateHandle};
-use crate::supervise::{supervise, Backoff};
+use crate::supervise::{self, supervise, Backoff};
 
 /// Changes are gathered for this long before a new snapshot is published: under pod churn that
 /// bounds the rebuild work, while a decision sees a change well within a second.
@@ -367,35 +367,14 @@ pub fn start(
             },
         )));
     }
-    let (publish_shared, publish_state, publish_metrics) =
-        (shared.clone(), state.clone(), metrics.clone());
-    tasks.push(tokio::spawn(supervise(
-        "publisher",
-        metrics.clone(),
-        Backoff::DEFAULT,
-        move || {
-            publish(
-                publish_shared.clone(),
-                publish_state.clone(),
-                publish_metrics.clone(),
-            )
-        },
-        || {},
-    )));
-    tasks.push(tokio::spawn(supervise(
-        "health",
-        metrics.clone(),
-        Backoff::DEFAULT,
-        move || {
-            keep_health(
-                shared.clone(),
-                state.clone(),
-                metrics.clone(),
-                config.staleness_bound,
-            )
-        },
-        || {},
-    )));
+    let (publish_shared, publish_state) = (shared.clone(), state.clone());
+    tasks.push(supervise::spawn("publisher", &metrics, move |metrics| {
+        publish(publish_shared.clone(), publish_state.clone(), metrics)
+    }));
+    let staleness_bound = config.staleness_bound;
+    tasks.push(supervise::spawn("health", &metrics, move |metrics| {
+        keep_health(shared.clone(), state.clone(), metrics, staleness_bound)
+    }));
     Ok(tasks)
 }
 

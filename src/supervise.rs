@@ -63,6 +63,28 @@ pub async fn supervise<F, Fut>(
     }
 }
 
+/// Spawns [`supervise`] with the default backoff and nothing to mark when the task ends;
+/// `start` gets the metrics handle for each run it makes.
+pub fn spawn<F, Fut>(
+    task: &'static str,
+    metrics: &Arc<Metrics>,
+    start: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(Arc<Metrics>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let for_task = metrics.clone();
+    let start = move || start(for_task.clone());
+    tokio::spawn(supervise(
+        task,
+        metrics.clone(),
+        Backoff::DEFAULT,
+        start,
+        || {},
+    ))
+}
+
 /// Aborts a task when dropped, so a supervisor that is itself stopped takes its task along.
 struct AbortOnDrop(tokio::task::AbortHandle);
 

@@ -19,7 +19,7 @@ use support::raw::{
     h2_healthz, h2_idle, h2_preface, small_window_tcp, time_until_closed, tls_handshake,
 };
 use support::{
-    example_state, read_http1_response, ServerOptions, TestServer,
+    example_state, expect_http1_response, ServerOptions, TestServer,
     MESHIDENTITY_PATH as MESHIDENTITY,
 };
 
@@ -104,11 +104,7 @@ async fn bare_lf_heads_are_answered_and_idle_under_the_idle_deadline(
         b"\r\nGET /healthz HTTP/1.1\r\nHost: localhost\r\n\n",
     ] {
         stream.write_all(head).await.unwrap();
-        let response =
-            tokio::time::timeout(Duration::from_secs(5), read_http1_response(&mut stream))
-                .await
-                .unwrap()
-                .unwrap_or_else(|| panic!("{what}: closed before answering {head:?}"));
+        let response = expect_http1_response(&mut stream, &what).await;
         assert!(
             response.starts_with("HTTP/1.1 200 OK\r\n"),
             "{what}: {response}"
@@ -162,10 +158,7 @@ async fn an_admin_request_with_a_body_that_never_comes_is_answered_and_closed(se
         .write_all(b"POST /metrics HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{")
         .await
         .unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(5), read_http1_response(&mut stream))
-        .await
-        .unwrap()
-        .expect("closed without an answer");
+    let response = expect_http1_response(&mut stream, "admin body").await;
     assert!(response.starts_with("HTTP/1.1 405 "), "{response}");
     let closed = time_until_closed("admin body", &mut stream).await;
     assert!(
@@ -183,10 +176,7 @@ async fn an_oversized_declared_body_gets_413_without_100_continue(server: &TestS
         MAX_BODY_BYTES + 1
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(5), read_http1_response(&mut stream))
-        .await
-        .unwrap()
-        .expect("closed without an answer");
+    let response = expect_http1_response(&mut stream, "oversized body").await;
     assert!(response.starts_with("HTTP/1.1 413 "), "{response}");
     assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
     let closed = time_until_closed("after 413", &mut stream).await;

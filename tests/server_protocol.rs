@@ -17,8 +17,8 @@ use support::raw::{
     assert_cut_off_at, h2_healthz, h2_idle, h2_preface, time_until_closed, PATIENCE,
 };
 use support::{
-    example_state, meshidentity_review as review, read_http1_response, TestServer,
-    MESHIDENTITY_PATH as MESHIDENTITY,
+    example_state, expect_http1_response, meshidentity_review as review, read_http1_response,
+    TestServer, MESHIDENTITY_PATH as MESHIDENTITY,
 };
 
 async fn still_serving(server: &TestServer) {
@@ -249,10 +249,8 @@ async fn an_expect_100_continue_request_keeps_its_connection(server: &TestServer
     tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(5), read_http1_response(&mut tls))
-        .await
-        .unwrap()
-        .expect("the connection after a 100-continue request was closed while idle");
+    let what = "the connection after a 100-continue request, idle";
+    let response = expect_http1_response(&mut tls, what).await;
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
 }
 

@@ -20,7 +20,7 @@ use kuma_identity_webhook::server::drain::Drain;
 use kuma_identity_webhook::server::reload::CertStore;
 use kuma_identity_webhook::server::{self, routes, tls, Listener, ServeContext};
 use kuma_identity_webhook::state::{Snapshot, StateHandle};
-use kuma_identity_webhook::supervise::{supervise, Backoff};
+use kuma_identity_webhook::supervise;
 
 use super::{init_logging, DecisionArgs, LogFormat};
 
@@ -171,23 +171,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("watching the Kubernetes API; ready once every resource is listed");
         }
     }
-    let reload_metrics = metrics.clone();
-    background.push(tokio::spawn(supervise(
+    background.push(supervise::spawn(
         "certificate-reload",
-        metrics.clone(),
-        Backoff::DEFAULT,
-        move || cert_store.clone().watch(reload_metrics.clone()),
-        || {},
-    )));
+        &metrics,
+        move |metrics| cert_store.clone().watch(metrics),
+    ));
     if let Some(client_ca) = client_ca {
-        let reload_metrics = metrics.clone();
-        background.push(tokio::spawn(supervise(
+        background.push(supervise::spawn(
             "client-ca-reload",
-            metrics.clone(),
-            Backoff::DEFAULT,
-            move || client_ca.clone().watch(reload_metrics.clone()),
-            || {},
-        )));
+            &metrics,
+            move |metrics| client_ca.clone().watch(metrics),
+        ));
     }
 
     let drain = Drain::new();

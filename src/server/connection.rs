@@ -2,7 +2,9 @@
 //! what every response gets on its way out, and how the connection ends when the server drains.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +13,6 @@ use axum::http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
-use hyper::service::Service as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -21,10 +22,13 @@ use tokio_rustls::TlsAcceptor;
 
 use super::deadline::{Cut, DeadlineIo};
 use super::drain::{self, Phase};
-use super::write_deadline::WriteDeadline;
 use super::ServeContext;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A transport a connection is served over (TLS or plain TCP).
+trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
 
 /// hyper's own header timer also runs while a connection is idle, so it is set past the idle
 /// timeout; [`DeadlineIo`] enforces the real header and idle deadlines.
@@ -96,17 +100,25 @@ fn handshake_failure(error: &std::io::Error) -> &'static str {
     }
 }
 
-async fn serve_http<I>(io: I, h2: bool, peer: SocketAddr, router: Router, context: ServeContext)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let io = WriteDeadline::new(io, context.deadlines.write, context.cut_recorder());
+async fn serve_http(
+    io: impl Transport,
+    h2: bool,
+    peer: SocketAddr,
+    router: Router,
+    context: ServeContext,
+) {
     let requests = Arc::new(watch::Sender::new(Requests::default()));
-    let service = service(router, context.clone(), requests.clone());
+    let service = ConnectionService {
+        router: TowerToHyperService::new(router),
+        context: context.clone(),
+        requests: requests.clone(),
+    };
+    let (deadlines, record) = (context.deadlines, context.cut_recorder());
     let result = if h2 {
+        let io = DeadlineIo::http2(io, deadlines, record);
         serve_h2(io, service, &requests, &context).await
     } else {
-        let io = DeadlineIo::new(io, context.deadlines, context.cut_recorder());
+        let io = DeadlineIo::http1(io, deadlines, record);
         serve_http1(io, service, &requests, &context).await
     };
     if let Err(e) = result {
@@ -143,34 +155,34 @@ impl Drop for InFlight {
     }
 }
 
-/// The router as hyper calls it, with every request counted (for the connection and for the
-/// drain) and every response finished by [`finish_response`].
-fn service(
-    router: Router,
+/// The router as hyper calls it on one connection, with every request counted (for the
+/// connection and for the drain) and every response finished by [`finish_response`].
+#[derive(Clone)]
+struct ConnectionService {
+    router: TowerToHyperService<Router>,
     context: ServeContext,
     requests: Arc<watch::Sender<Requests>>,
-) -> impl hyper::service::Service<
-    Request<Incoming>,
-    Response = Response<Body>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Send
-       + 'static {
-    let tower = TowerToHyperService::new(router);
-    hyper::service::service_fn(move |request: Request<Incoming>| {
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnectionService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
         let version = request.version();
-        let in_flight = InFlight::enter(requests.clone());
-        let counted = context.drain.request();
-        let call = tower.call(request);
-        let context = context.clone();
-        async move {
+        let in_flight = InFlight::enter(self.requests.clone());
+        let counted = self.context.drain.request();
+        let call = self.router.call(request);
+        let context = self.context.clone();
+        Box::pin(async move {
             let mut response = call.await?;
             finish_response(&mut response, version, &context);
             counted.answered();
             drop(in_flight);
             Ok(response)
-        }
-    })
+        })
+    }
 }
 
 /// `Connection: close` on an HTTP/1.x response when the connection cannot or should not carry
@@ -194,19 +206,12 @@ fn finish_response(response: &mut Response<Body>, version: Version, context: &Se
     }
 }
 
-async fn serve_http1<I, S>(
-    io: I,
-    service: S,
+async fn serve_http1(
+    io: impl Transport,
+    service: ConnectionService,
     requests: &watch::Sender<Requests>,
     context: &ServeContext,
-) -> Result<(), BoxError>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+) -> Result<(), BoxError> {
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(true)
@@ -242,19 +247,12 @@ where
 /// sent GOAWAY at once if it has had a request, else once it has, or after
 /// [`FIRST_REQUEST_WHILE_CLOSING`] (hyper closes a connection still in its handshake outright,
 /// so one that has just connected is given that moment).
-async fn serve_h2<I, S>(
-    io: I,
-    service: S,
+async fn serve_h2(
+    io: impl Transport,
+    service: ConnectionService,
     requests: &watch::Sender<Requests>,
     context: &ServeContext,
-) -> Result<(), BoxError>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+) -> Result<(), BoxError> {
     let deadlines = context.deadlines;
     // Every change (a request arriving or finishing) wakes the watchdog below and restarts its
     // timer.

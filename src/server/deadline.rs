@@ -1,4 +1,5 @@
-//! Per-connection read deadlines for HTTP/1.1 keep-alive.
+//! Per-connection deadlines: for HTTP/1.1 keep-alive the header and idle deadlines, and for
+//! every connection the write deadline of [`WriteClock`].
 //!
 //! hyper has one knob for HTTP/1.1, `header_read_timeout`, and its timer also runs while a
 //! keep-alive connection sits idle waiting for the next request. kube-apiserver keeps idle
@@ -26,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::head::HeadScan;
+use super::write_deadline::WriteClock;
 
 /// The deadlines that can cut a connection off (or, for `Body`, refuse its request with 408).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,8 +111,19 @@ impl Default for Deadlines {
     }
 }
 
+/// A connection's transport under its deadlines: the write deadline always, and for HTTP/1.1 the
+/// header and idle deadlines, following the request cycle in the bytes that pass.
 pub struct DeadlineIo<S> {
     inner: S,
+    /// `None` for HTTP/2, whose request cycle the connection's watchdog follows in whole
+    /// requests instead.
+    reads: Option<Reads>,
+    writes: WriteClock,
+    record: CutRecorder,
+}
+
+/// The HTTP/1.1 request cycle and its read deadlines.
+struct Reads {
     phase: Phase,
     deadlines: Deadlines,
     timer: Pin<Box<Sleep>>,
@@ -119,26 +132,65 @@ pub struct DeadlineIo<S> {
     /// reader is woken to poll (and so register) the timer; otherwise an idle connection would
     /// wait on the socket alone, under no deadline.
     read_waker: Option<Waker>,
-    record: CutRecorder,
 }
 
 impl<S> DeadlineIo<S> {
-    /// Starts in the head phase: a client that connects must send its first request promptly.
-    pub fn new(inner: S, deadlines: Deadlines, record: CutRecorder) -> Self {
-        let timer = Box::pin(tokio::time::sleep(deadlines.header));
-        Self {
-            inner,
+    /// HTTP/1.1: starts in the head phase, since a client that connects must send its first
+    /// request promptly.
+    pub fn http1(inner: S, deadlines: Deadlines, record: CutRecorder) -> Self {
+        let reads = Reads {
             phase: Phase::Head(HeadScan::default()),
             deadlines,
-            timer,
+            timer: Box::pin(tokio::time::sleep(deadlines.header)),
             read_waker: None,
+        };
+        Self {
+            inner,
+            reads: Some(reads),
+            writes: WriteClock::new(deadlines.write),
             record,
         }
     }
 
+    /// HTTP/2: the write deadline only.
+    pub fn http2(inner: S, deadlines: Deadlines, record: CutRecorder) -> Self {
+        Self {
+            inner,
+            reads: None,
+            writes: WriteClock::new(deadlines.write),
+            record,
+        }
+    }
+}
+
+impl Reads {
     fn arm(&mut self, after: Duration) {
         self.timer.as_mut().reset(Instant::now() + after);
     }
+
+    /// Follows request bytes just read.
+    fn read(&mut self, bytes: &[u8]) {
+        let (phase, head_started) = advance(self.phase, bytes);
+        self.phase = phase;
+        if head_started {
+            self.arm(self.deadlines.header);
+        }
+    }
+
+    /// A read found nothing: the deadline of the phase, if any, fails it once it has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Option<Cut> {
+        match &mut self.read_waker {
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => self.read_waker = Some(cx.waker().clone()),
+        }
+        let cut = match self.phase {
+            Phase::Busy { .. } => return None,
+            Phase::Idle => Cut::Idle,
+            Phase::Head(_) => Cut::Header,
+        };
+        self.timer.as_mut().poll(cx).is_ready().then_some(cut)
+    }
+
     /// Follows response bytes just written: the final response going out ends the busy phase,
     /// and what is read next is the next request.
     fn wrote(&mut self, bytes: &[u8]) {
@@ -153,6 +205,18 @@ impl<S> DeadlineIo<S> {
                     }
                 }
             }
+        }
+    }
+
+    /// [`Reads::wrote`] over the first `n` bytes of `bufs`.
+    fn wrote_vectored(&mut self, bufs: &[io::IoSlice<'_>], mut n: usize) {
+        for buf in bufs {
+            if n == 0 {
+                break;
+            }
+            let taken = n.min(buf.len());
+            self.wrote(buf.get(..taken).unwrap_or(buf));
+            n -= taken;
         }
     }
 }
@@ -209,88 +273,78 @@ fn next_match(matched: u8, byte: u8) -> u8 {
 
 impl<S: AsyncRead + Unpin> AsyncRead for DeadlineIo<S> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
         let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                let (phase, head_started) = advance(self.phase, &buf.filled()[before..]);
-                self.phase = phase;
-                if head_started {
-                    let header = self.deadlines.header;
-                    self.arm(header);
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let Some(reads) = this.reads.as_mut() else {
+            return polled;
+        };
+        match polled {
+            Poll::Ready(Ok(())) => reads.read(&buf.filled()[before..]),
+            Poll::Ready(Err(_)) => {}
             Poll::Pending => {
-                match &mut self.read_waker {
-                    Some(waker) => waker.clone_from(cx.waker()),
-                    None => self.read_waker = Some(cx.waker().clone()),
-                }
-                let busy = matches!(self.phase, Phase::Busy { .. });
-                if !busy && self.timer.as_mut().poll(cx).is_ready() {
-                    let (cut, what) = if self.phase == Phase::Idle {
-                        (Cut::Idle, "idle connection")
-                    } else {
-                        (Cut::Header, "request head")
+                if let Some(cut) = reads.poll_deadline(cx) {
+                    (this.record)(cut);
+                    let what = match cut {
+                        Cut::Idle => "idle connection",
+                        _ => "request head",
                     };
-                    (self.record)(cut);
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!("{what} timed out"),
                     )));
                 }
-                Poll::Pending
             }
         }
+        polled
     }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<S> {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = polled {
-            self.wrote(data.get(..n).unwrap_or(data));
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, data);
+        if let (Some(reads), Poll::Ready(Ok(n))) = (this.reads.as_mut(), &polled) {
+            reads.wrote(data.get(..*n).unwrap_or(data));
         }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        this.writes.check(cx, polled, &this.record)
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(mut n)) = polled {
-            for buf in bufs {
-                if n == 0 {
-                    break;
-                }
-                let taken = n.min(buf.len());
-                self.wrote(buf.get(..taken).unwrap_or(buf));
-                n -= taken;
-            }
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let (Some(reads), Poll::Ready(Ok(n))) = (this.reads.as_mut(), &polled) {
+            reads.wrote_vectored(bufs, *n);
         }
-        polled
+        this.writes.check(cx, polled, &this.record)
     }
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        this.writes.check(cx, polled, &this.record)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.writes.check(cx, polled, &this.record)
     }
 }
 
@@ -349,7 +403,7 @@ mod tests {
     }
 
     fn deadline_io(server: DuplexStream, deadlines: Deadlines) -> DeadlineIo<DuplexStream> {
-        DeadlineIo::new(server, deadlines, recorder().0)
+        DeadlineIo::http1(server, deadlines, recorder().0)
     }
 
     /// Serves HTTP/1.1 on `io` with a handler that echoes the request body.
@@ -436,7 +490,7 @@ mod tests {
             let (mut stalled, server) = tokio::io::duplex(4096);
             let (record, cuts) = recorder();
             let started = Instant::now();
-            let served = tokio::spawn(echo(DeadlineIo::new(server, deadlines, record)));
+            let served = tokio::spawn(echo(DeadlineIo::http1(server, deadlines, record)));
             stalled.write_all(start).await.unwrap();
             // hyper reports a cut head as an error, but quietly drops skipped empty lines and
             // ends with Ok; the recorded cut says which deadline fired.
@@ -464,7 +518,7 @@ mod tests {
         ] {
             let (mut idle, server) = tokio::io::duplex(4096);
             let (record, cuts) = recorder();
-            let served = tokio::spawn(echo(DeadlineIo::new(server, deadlines, record)));
+            let served = tokio::spawn(echo(DeadlineIo::http1(server, deadlines, record)));
             idle.write_all(head).await.unwrap();
             read_response(&mut idle).await;
             let started = Instant::now();

@@ -1,5 +1,5 @@
-//! A deadline on writes that make no progress: a client that stops reading its responses is cut
-//! off instead of holding a connection, its task and its buffered responses for ever.
+//! The write deadline: a client that stops reading its responses is cut off instead of holding a
+//! connection, its task and its buffered responses for ever.
 //!
 //! The deadline counts time without progress, not the length of a write: a response that keeps
 //! moving, however slowly, is never cut, while one that has not moved a byte for the whole
@@ -12,37 +12,34 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::deadline::{Cut, CutRecorder};
 
-pub struct WriteDeadline<S> {
-    inner: S,
+/// Times how long the write side of a connection has been waiting.
+pub struct WriteClock {
     limit: Duration,
     /// Runs while a write, flush or shutdown is waiting; reset by any progress.
     timer: Pin<Box<Sleep>>,
     waiting: bool,
-    record: CutRecorder,
 }
 
-impl<S> WriteDeadline<S> {
-    pub fn new(inner: S, limit: Duration, record: CutRecorder) -> Self {
+impl WriteClock {
+    pub fn new(limit: Duration) -> Self {
         Self {
-            inner,
             limit,
             timer: Box::pin(tokio::time::sleep(limit)),
             waiting: false,
-            record,
         }
     }
 
     /// Follows one poll of the write side: progress stops the clock, waiting starts it (or keeps
     /// it running) and fails the write once it has run out.
-    fn check<T>(
+    pub fn check<T>(
         &mut self,
         cx: &mut Context<'_>,
         polled: Poll<io::Result<T>>,
+        record: &CutRecorder,
     ) -> Poll<io::Result<T>> {
         if polled.is_ready() {
             self.waiting = false;
@@ -54,7 +51,7 @@ impl<S> WriteDeadline<S> {
         }
         if self.timer.as_mut().poll(cx).is_ready() {
             self.waiting = false;
-            (self.record)(Cut::Write);
+            record(Cut::Write);
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("peer read nothing for {:?}", self.limit),
@@ -64,71 +61,27 @@ impl<S> WriteDeadline<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        self.check(cx, polled)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.check(cx, polled)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let polled = Pin::new(&mut self.inner).poll_flush(cx);
-        self.check(cx, polled)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.check(cx, polled)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     use std::sync::{Arc, Mutex};
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    fn recorder() -> (CutRecorder, Arc<Mutex<Vec<Cut>>>) {
-        let cuts = Arc::new(Mutex::new(Vec::new()));
-        let seen = cuts.clone();
-        (Arc::new(move |cut| seen.lock().unwrap().push(cut)), cuts)
-    }
+    use super::super::deadline::{DeadlineIo, Deadlines};
+    use super::*;
 
     /// A reader that stops reading is cut off at the deadline; one that reads slowly is not.
     #[tokio::test]
     async fn a_stalled_reader_is_cut_off_and_a_slow_one_is_not() {
-        let limit = Duration::from_millis(300);
-        let (record, cuts) = recorder();
+        let deadlines = Deadlines {
+            write: Duration::from_millis(300),
+            ..Deadlines::default()
+        };
+        let cuts = Arc::new(Mutex::new(Vec::new()));
+        let seen = cuts.clone();
+        let record: CutRecorder = Arc::new(move |cut| seen.lock().unwrap().push(cut));
         let (mut client, server) = tokio::io::duplex(1024);
-        let mut writer = WriteDeadline::new(server, limit, record);
+        let mut writer = DeadlineIo::http2(server, deadlines, record);
         let chunk = vec![b'x'; 256];
 
         // A slow reader: 256 bytes every 100 ms keeps the writer moving well past the limit.
@@ -159,8 +112,8 @@ mod tests {
         let elapsed = started.elapsed();
         let error = result.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-        assert!(elapsed >= limit, "{elapsed:?}");
-        assert!(elapsed < limit * 5, "{elapsed:?}");
+        assert!(elapsed >= deadlines.write, "{elapsed:?}");
+        assert!(elapsed < deadlines.write * 5, "{elapsed:?}");
         assert_eq!(*cuts.lock().unwrap(), [Cut::Write]);
         drop(client);
     }

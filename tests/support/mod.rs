@@ -199,6 +199,21 @@ pub async fn read_http1_response<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
+/// [`read_http1_response`] within 5 s; fails the test, saying `what`, if the connection closes
+/// or nothing complete arrives in time.
+pub async fn expect_http1_response<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+    what: &str,
+) -> String {
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        read_http1_response(stream),
+    );
+    read.await
+        .unwrap_or_else(|_| panic!("{what}: no response within 5 s"))
+        .unwrap_or_else(|| panic!("{what}: closed before a response"))
+}
+
 /// The string items of a JSON array (a manifest's `verbs`, `resources`, ...).
 pub fn json_strings(value: &Value) -> Vec<String> {
     value
