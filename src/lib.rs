@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod mutate;
 pub mod offline;
+pub mod pruned;
 pub mod registration;
 pub mod render;
 pub mod select;

@@ -65,6 +65,7 @@ pub struct Metrics {
     pub watch_restarts: Family<ResourceLabels, Counter>,
     pub decode_errors: Family<ResourceLabels, Counter>,
     pub snapshots_published: Counter,
+    pub overloaded: Counter,
     pub deadline_cuts: Family<CutLabels, Counter>,
     pub tls_handshake_failures: Family<ReasonLabels, Counter>,
     pub client_ca_reloads: Counter,
@@ -172,6 +173,12 @@ impl Metrics {
             "Cluster state snapshots published to the decision layer",
             snapshots_published.clone(),
         );
+        let overloaded = Counter::default();
+        registry.register(
+            "admission_overloaded",
+            "Admission requests refused with 503 because their memory did not fit in time",
+            overloaded.clone(),
+        );
         let deadline_cuts = Family::<CutLabels, Counter>::default();
         registry.register(
             "connection_deadline_cuts",
@@ -216,6 +223,7 @@ impl Metrics {
         );
         Self {
             registry,
+            overloaded,
             requests,
             latency,
             pod_denials,

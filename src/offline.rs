@@ -241,7 +241,7 @@ pub fn check(
             }
             answers.push(HookAnswer {
                 webhook,
-                response: reviewed.body,
+                response: reviewed.body_json(),
             });
             if !allowed {
                 break;

@@ -3,7 +3,7 @@
 use crate::api::{MeshIdentity, ZONE_LABEL};
 use crate::config::Settings;
 use crate::dataplane::DataplaneView;
-use crate::gotemplate::{self, Data, Template};
+use crate::gotemplate::{self, Budget, Data, Template};
 use crate::spiffe;
 
 /// The user function upstream registers for both templates.
@@ -38,18 +38,36 @@ pub fn render_trust_domain(
         .map_err(|e| e.to_string())
 }
 
+/// Evaluation steps one admission review may spend rendering a path for the pods it checks.
+/// The default path takes about a dozen steps, so this renders distinct paths for well over a
+/// hundred thousand pods, while a hostile template (each render may take up to
+/// [`gotemplate::MAX_STEPS`]) stops within a fraction of a second.
+pub const REVIEW_RENDER_STEPS: usize = 2_000_000;
+
 /// Renders the path with the dataplane's data and `label` reading its dataplane labels.
 pub fn render_path(template: &Template, dataplane: &DataplaneView) -> Result<String, String> {
+    render_path_within(template, dataplane, &mut Budget::new(gotemplate::MAX_STEPS))
+}
+
+/// [`render_path`], taking its steps from a budget shared by the renders of one review.
+pub fn render_path_within(
+    template: &Template,
+    dataplane: &DataplaneView,
+    budget: &mut Budget,
+) -> Result<String, String> {
     let fields = [
         ("Namespace", dataplane.pod.namespace.as_str()),
         ("ServiceAccount", dataplane.pod.service_account.as_str()),
         ("Workload", dataplane.workload.unwrap_or_default()),
     ];
     template
-        .execute(&Data {
-            fields: &fields,
-            labels: &dataplane.labels(),
-        })
+        .execute_within(
+            &Data {
+                fields: &fields,
+                labels: &dataplane.labels(),
+            },
+            budget,
+        )
         .map_err(|e| e.to_string())
 }
 

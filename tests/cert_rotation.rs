@@ -145,11 +145,12 @@ async fn rotation_in_place_by_symlink_flip_and_half_written() {
     let store =
         Arc::new(CertStore::load(&volume.join("tls.crt"), &volume.join("tls.key")).unwrap());
     let metrics = Arc::new(Metrics::new());
-    let app = routes::App {
-        state: Arc::new(StateHandle::default()),
-        settings: Arc::new(Settings::default()),
-        metrics: metrics.clone(),
-    };
+    let app = routes::App::new(
+        Arc::new(StateHandle::default()),
+        Settings::default(),
+        metrics.clone(),
+        support::DEFAULT_MAX_INFLIGHT_BYTES,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(server::serve_tls(

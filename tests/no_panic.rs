@@ -75,14 +75,14 @@ fn damaged_reviews_never_panic() {
                 bytes.truncate(rng.below(bytes.len() + 1));
             }
             for webhook in Webhook::ALL {
-                let reviewed = review(webhook, &bytes, Some(&state), &settings);
+                let reviewed = review(webhook, &bytes, Some(&state), &settings).body_json();
                 assert_eq!(
-                    reviewed.body["kind"],
+                    reviewed["kind"],
                     "AdmissionReview",
                     "{}",
                     String::from_utf8_lossy(&bytes)
                 );
-                assert!(reviewed.body["response"]["allowed"].is_boolean());
+                assert!(reviewed["response"]["allowed"].is_boolean());
                 answered += 1;
             }
         }

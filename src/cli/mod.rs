@@ -4,6 +4,7 @@ mod certs;
 mod check;
 mod explain;
 mod inject;
+mod logging;
 mod serve;
 
 use std::process::ExitCode;
@@ -29,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the admission webhooks over HTTPS.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Decide manifests offline, printing what `kubectl apply --dry-run=server` would.
     Check(check::CheckArgs),
     /// Print manifests with the SPIRE agent socket injected, as the mutating webhook would.
@@ -130,25 +131,13 @@ impl DecisionArgs {
     }
 }
 
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 pub fn run() -> ExitCode {
     // One crypto provider for every TLS user in the process (the server and the Kubernetes
     // client), chosen explicitly rather than by whichever dependency asks first.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Check(args) => check::run(args),
         Command::Inject(args) => inject::run(args),
         Command::Explain(args) => explain::run(args),

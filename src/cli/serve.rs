@@ -22,7 +22,8 @@ use kuma_identity_webhook::server::{self, routes, tls, Listener, ServeContext};
 use kuma_identity_webhook::state::{Snapshot, StateHandle};
 use kuma_identity_webhook::supervise;
 
-use super::{init_logging, DecisionArgs, LogFormat};
+use super::logging::init_logging;
+use super::{DecisionArgs, LogFormat};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -76,9 +77,18 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "KIW_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Memory that admission requests in flight may take together, in bytes (each reserves 32
+    /// times its body). A quarter of the container's memory limit; a request that does not fit
+    /// waits until its timeout is nearly spent, then gets 503.
+    #[arg(long, env = "KIW_MAX_INFLIGHT_BYTES", default_value_t = DEFAULT_MAX_INFLIGHT_BYTES)]
+    max_inflight_bytes: usize,
     #[command(flatten)]
     decisions: DecisionArgs,
 }
+
+/// A quarter of the shipped Deployment's 256 MiB memory limit: the rest covers the cluster state,
+/// the runtime and the responses being written.
+const DEFAULT_MAX_INFLIGHT_BYTES: usize = 64 * 1024 * 1024;
 
 pub fn run(args: ServeArgs) -> ExitCode {
     init_logging(args.log_format);
@@ -123,11 +133,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls::server_config(cert_store.clone(), client_ca.clone().map(|ca| ca as Arc<_>))?;
     let state = Arc::new(StateHandle::default());
     let metrics = Arc::new(Metrics::new());
-    let app = routes::App {
-        state: state.clone(),
-        settings: Arc::new(args.decisions.settings()),
-        metrics: metrics.clone(),
-    };
+    let app = routes::App::new(
+        state.clone(),
+        args.decisions.settings(),
+        metrics.clone(),
+        args.max_inflight_bytes,
+    );
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

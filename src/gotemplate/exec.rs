@@ -1,20 +1,30 @@
 //! Executing a parsed template against a struct of string fields and the `label` function, with
 //! Go's semantics and error texts for what such data allows.
 //!
-//! Limits Go does not have protect admission from hostile templates: execution stops after
-//! [`MAX_STEPS`] evaluations, output beyond [`MAX_OUTPUT`] bytes, or nesting beyond
-//! [`MAX_DEPTH`] template calls.
+//! Limits Go does not have keep hostile templates from costing admission more than a sliver of
+//! time and memory. Each is checked before the work or the allocation it guards:
+//! - [`MAX_RENDER_BYTES`]: the output and every string value an evaluation yields together (a
+//!   constant, a field, a variable read, a function's result), so neither a `printf` width nor a
+//!   string doubled through variables can grow past it;
+//! - [`MAX_STEPS`] evaluations, where comparing long names counts as more (one step per
+//!   [`BYTES_PER_STEP`]), shared across executions through a [`Budget`];
+//! - [`MAX_DEPTH`] nested template calls and [`MAX_NESTING`] nested lists and pipelines.
 
-use std::collections::BTreeMap;
-
+use super::funcs::{self, Param};
 use super::parse::{Arg, Branch, Command, Node, Pipe, TreeSet};
 use super::quote::go_quote;
+use super::sink::OverBudget;
+use super::value::{DataView, Value};
 
-/// Evaluations allowed per execution: far beyond any SPIFFE ID template, small enough that a
-/// `{{range 1000000000}}` cannot stall a webhook.
-pub const MAX_STEPS: usize = 100_000;
-/// A SPIFFE ID is at most 2 048 bytes; anything far longer is a runaway template.
-pub const MAX_OUTPUT: usize = 64 * 1024;
+/// Evaluations allowed per execution: far beyond any SPIFFE ID template (the defaults take about
+/// a dozen), small enough that a `{{range 1000000000}}` stops within a millisecond or so.
+pub const MAX_STEPS: usize = 10_000;
+/// A SPIFFE ID is at most 2 048 bytes; eight times that covers any template's output and the
+/// values it builds on the way, while a runaway template stops long before it costs memory.
+pub const MAX_RENDER_BYTES: usize = 16 * 1024;
+/// Comparing this many bytes of variable or template names (or scanning this many variables)
+/// costs one step, so names megabytes long cannot make each step expensive.
+pub const BYTES_PER_STEP: usize = 64;
 /// Template calls may nest this deep (Go allows 100 000, far more than a server thread's stack
 /// holds; each call costs several recursive frames).
 pub const MAX_DEPTH: usize = 100;
@@ -22,94 +32,58 @@ pub const MAX_DEPTH: usize = 100;
 /// for any template the parser accepts on its own, bounded when calls stack them up.
 pub const MAX_NESTING: usize = 400;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Str(String),
-    Bool(bool),
-    Int(i64),
-    /// A byte, as `index` returns from a string.
-    Uint8(u8),
-    Float(f64),
-    Complex(f64, f64),
-    Nil,
-    /// The root data.
-    Data,
+/// Evaluation steps a caller allows a series of executions (one admission review may render a
+/// path for thousands of pods); each execution also stops at [`MAX_STEPS`] on its own.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    steps: usize,
 }
 
-impl Value {
-    pub fn type_name(&self, data: &DataView) -> String {
+impl Budget {
+    pub fn new(steps: usize) -> Self {
+        Self { steps }
+    }
+
+    /// Steps left for further executions.
+    pub fn remaining(&self) -> usize {
+        self.steps
+    }
+}
+
+/// The message for a render that outgrew [`MAX_RENDER_BYTES`].
+pub fn over_budget_message() -> String {
+    format!("rendering needs more than {MAX_RENDER_BYTES} bytes (output and values together)")
+}
+
+/// The node being evaluated, for `at <...>` in messages; its text is only built for a message.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Nothing,
+    Arg(&'a Arg),
+    Pipe(&'a Pipe),
+    /// A command that called a function: its position and arguments (the function first).
+    Command(usize, &'a [Arg]),
+    Template(usize, &'a str, Option<&'a Pipe>),
+}
+
+impl At<'_> {
+    fn pos(&self) -> usize {
         match self {
-            Value::Str(_) => "string".to_owned(),
-            Value::Bool(_) => "bool".to_owned(),
-            Value::Int(_) => "int".to_owned(),
-            Value::Uint8(_) => "uint8".to_owned(),
-            Value::Float(_) => "float64".to_owned(),
-            Value::Complex(..) => "complex128".to_owned(),
-            Value::Nil => "<nil>".to_owned(),
-            Value::Data => data.type_name(),
+            At::Nothing => 0,
+            At::Arg(arg) => arg.pos(),
+            At::Pipe(pipe) => pipe.pos,
+            At::Command(pos, _) | At::Template(pos, _, _) => *pos,
         }
     }
 
-    pub fn truth(&self) -> bool {
+    fn text(&self) -> String {
         match self {
-            Value::Str(s) => !s.is_empty(),
-            Value::Bool(b) => *b,
-            Value::Int(i) => *i != 0,
-            Value::Uint8(u) => *u != 0,
-            Value::Float(f) => *f != 0.0,
-            Value::Complex(re, im) => *re != 0.0 || *im != 0.0,
-            Value::Nil => false,
-            Value::Data => true,
+            At::Nothing => String::new(),
+            At::Arg(arg) => arg_string(arg),
+            At::Pipe(pipe) => pipe_string(pipe),
+            At::Command(_, args) => args_string(args),
+            At::Template(_, name, pipe) => template_string(name, *pipe),
         }
-    }
-
-    /// `fmt.Sprint` of one value.
-    pub fn print(&self, data: &DataView) -> String {
-        super::fmt::sprint_value(self, data)
-    }
-}
-
-/// Go's `%v` for float64 (`strconv.FormatFloat(f, 'g', -1, 64)`).
-pub fn format_float(f: f64) -> String {
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
-    }
-    if f.is_nan() {
-        return "NaN".to_owned();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    let exponent = f.abs().log10().floor() as i32;
-    if (-4..21).contains(&exponent) {
-        format!("{f}")
-    } else {
-        let text = format!("{f:e}");
-        let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-        format!(
-            "{mantissa}e{}{:02}",
-            if exp < 0 { '-' } else { '+' },
-            exp.abs()
-        )
-    }
-}
-
-/// The data a template executes against.
-pub struct DataView<'a> {
-    pub fields: &'a [(&'a str, &'a str)],
-    pub labels: &'a BTreeMap<String, String>,
-}
-
-impl DataView<'_> {
-    /// Go's `%T` of the anonymous struct: `struct { Mesh string; Zone string }`.
-    fn type_name(&self) -> String {
-        let fields: Vec<String> = self
-            .fields
-            .iter()
-            .map(|(k, _)| format!("{k} string"))
-            .collect();
-        format!("struct {{ {} }}", fields.join("; "))
     }
 }
 
@@ -122,23 +96,27 @@ enum Flow {
 struct State<'a, 'd> {
     trees: &'a TreeSet,
     source: &'a str,
-    name: String,
+    name: &'a str,
     data: &'a DataView<'d>,
-    vars: Vec<(String, Value)>,
+    vars: Vec<(&'a str, Value)>,
     out: String,
     steps: usize,
+    /// This execution's step limit: [`MAX_STEPS`], or less when the caller's budget is low.
+    step_limit: usize,
+    /// What [`MAX_RENDER_BYTES`] leaves for output and values.
+    bytes_left: usize,
     depth: usize,
     /// Recursion depth of lists and pipelines being evaluated.
     nesting: usize,
-    /// Position and text of the node being evaluated, for messages.
-    at: (usize, String),
+    /// The node being evaluated, for messages.
+    at: At<'a>,
 }
 
 type Result<T> = std::result::Result<T, String>;
 
-impl State<'_, '_> {
+impl<'a> State<'a, '_> {
     fn location(&self) -> String {
-        let pos = self.at.0.min(self.source.len());
+        let pos = self.at.pos().min(self.source.len());
         let before = self.source.get(..pos).unwrap_or("");
         let line = 1 + before.matches('\n').count();
         let column = match before.rfind('\n') {
@@ -149,33 +127,58 @@ impl State<'_, '_> {
     }
 
     fn errorf<T>(&self, message: impl std::fmt::Display) -> Result<T> {
-        if self.at.1.is_empty() {
-            return Err(format!("template: {}: {message}", go_quote(&self.name)));
+        let at = self.at.text();
+        if at.is_empty() {
+            return Err(format!("template: {}: {message}", go_quote(self.name)));
         }
         Err(format!(
-            "template: {}: executing {} at <{}>: {message}",
+            "template: {}: executing {} at <{at}>: {message}",
             self.location(),
-            go_quote(&self.name),
-            self.at.1
+            go_quote(self.name),
         ))
     }
 
-    fn at(&mut self, pos: usize, text: String) {
-        self.at = (pos, text);
+    fn at(&mut self, at: At<'a>) {
+        self.at = at;
     }
 
     fn step(&mut self) -> Result<()> {
-        self.steps += 1;
-        if self.steps > MAX_STEPS {
-            return self.errorf(format!("execution stopped after {MAX_STEPS} steps"));
-        }
-        if self.out.len() > MAX_OUTPUT {
-            return self.errorf(format!("output longer than {MAX_OUTPUT} bytes"));
+        self.charge_steps(1)
+    }
+
+    fn charge_steps(&mut self, steps: usize) -> Result<()> {
+        self.steps = self.steps.saturating_add(steps);
+        if self.steps > self.step_limit {
+            return self.errorf(format!("execution stopped after {} steps", self.step_limit));
         }
         Ok(())
     }
 
-    fn walk(&mut self, dot: &Value, nodes: &[Node]) -> Result<Flow> {
+    /// Takes `n` bytes from the render budget, before they are allocated.
+    fn charge_bytes(&mut self, n: usize) -> Result<()> {
+        if n > self.bytes_left {
+            return self.errorf(over_budget_message());
+        }
+        self.bytes_left -= n;
+        Ok(())
+    }
+
+    /// A string value an evaluation yields costs its length, whether new or shared: that bounds
+    /// both the memory strings take and the work of comparing and scanning them.
+    fn charge_value(&mut self, value: &Value) -> Result<()> {
+        match value {
+            Value::Str(s) => self.charge_bytes(s.len()),
+            _ => Ok(()),
+        }
+    }
+
+    fn emit(&mut self, text: &str) -> Result<()> {
+        self.charge_bytes(text.len())?;
+        self.out.push_str(text);
+        Ok(())
+    }
+
+    fn walk(&mut self, dot: &Value, nodes: &'a [Node]) -> Result<Flow> {
         self.nest()?;
         let flow = self.walk_list(dot, nodes);
         self.nesting -= 1;
@@ -192,20 +195,20 @@ impl State<'_, '_> {
         Ok(())
     }
 
-    fn walk_list(&mut self, dot: &Value, nodes: &[Node]) -> Result<Flow> {
+    fn walk_list(&mut self, dot: &Value, nodes: &'a [Node]) -> Result<Flow> {
         for node in nodes {
             self.step()?;
             match node {
-                Node::Text(text) => self.out.push_str(text),
+                Node::Text(text) => self.emit(text)?,
                 Node::Comment => {}
                 Node::Action(pipe) => {
                     let value = self.eval_pipeline(dot, pipe)?;
                     if pipe.decl.is_empty() {
                         let text = match value {
                             Value::Nil => "<no value>".to_owned(),
-                            other => other.print(self.data),
+                            other => self.print(&other)?,
                         };
-                        self.out.push_str(&text);
+                        self.emit(&text)?;
                     }
                 }
                 Node::If(branch) => {
@@ -233,7 +236,13 @@ impl State<'_, '_> {
         Ok(Flow::Normal)
     }
 
-    fn walk_if_or_with(&mut self, dot: &Value, branch: &Branch, with: bool) -> Result<Flow> {
+    /// `fmt.Sprint` of one value, within what is left of the budget.
+    fn print(&self, value: &Value) -> Result<String> {
+        super::fmt::sprint(std::slice::from_ref(value), self.data, self.bytes_left)
+            .or_else(|OverBudget| self.errorf(over_budget_message()))
+    }
+
+    fn walk_if_or_with(&mut self, dot: &Value, branch: &'a Branch, with: bool) -> Result<Flow> {
         let mark = self.vars.len();
         let value = self.eval_pipeline(dot, &branch.pipe)?;
         let flow = if value.truth() {
@@ -248,7 +257,7 @@ impl State<'_, '_> {
         Ok(flow)
     }
 
-    fn walk_range(&mut self, dot: &Value, branch: &Branch) -> Result<()> {
+    fn walk_range(&mut self, dot: &Value, branch: &'a Branch) -> Result<()> {
         let mark = self.vars.len();
         let value = self.eval_pipeline(dot, &branch.pipe)?;
         let count = match value {
@@ -260,10 +269,8 @@ impl State<'_, '_> {
             Value::Int(n) => n,
             Value::Nil => 0,
             other => {
-                return self.errorf(format!(
-                    "range can't iterate over {}",
-                    other.print(self.data)
-                ));
+                let text = self.print(&other)?;
+                return self.errorf(format!("range can't iterate over {text}"));
             }
         };
         if count <= 0 {
@@ -277,12 +284,12 @@ impl State<'_, '_> {
             // The pipeline pushed its variable with the ranged value; each iteration
             // overwrites it with the element, as Go's `setTopVar` does.
             if let Some(variable) = branch.pipe.decl.first() {
-                let slot = if branch.pipe.is_assign {
-                    self.vars.iter_mut().rev().find(|(n, _)| n == variable)
-                } else {
-                    self.vars.last_mut()
-                };
-                if let Some(slot) = slot {
+                if branch.pipe.is_assign {
+                    let slot = self.find_var(variable)?;
+                    if let Some(slot) = slot.and_then(|at| self.vars.get_mut(at)) {
+                        slot.1 = element.clone();
+                    }
+                } else if let Some(slot) = self.vars.last_mut() {
                     slot.1 = element.clone();
                 }
             }
@@ -301,11 +308,13 @@ impl State<'_, '_> {
         &mut self,
         dot: &Value,
         pos: usize,
-        name: &str,
-        pipe: Option<&Pipe>,
+        name: &'a str,
+        pipe: Option<&'a Pipe>,
     ) -> Result<()> {
+        // A map lookup compares the name a few times over.
+        self.charge_steps(name.len() / BYTES_PER_STEP)?;
         let Some(tree) = self.trees.get(name) else {
-            self.at(pos, template_string(name, pipe));
+            self.at(At::Template(pos, name, pipe));
             return self.errorf(format!("template {} not defined", go_quote(name)));
         };
         let new_dot = match pipe {
@@ -313,11 +322,11 @@ impl State<'_, '_> {
             None => Value::Nil,
         };
         if self.depth >= MAX_DEPTH {
-            self.at(pos, template_string(name, pipe));
+            self.at(At::Template(pos, name, pipe));
             return self.errorf(format!("exceeded maximum template depth ({MAX_DEPTH})"));
         }
-        let saved_vars = std::mem::replace(&mut self.vars, vec![("$".to_owned(), new_dot.clone())]);
-        let saved_name = std::mem::replace(&mut self.name, name.to_owned());
+        let saved_vars = std::mem::replace(&mut self.vars, vec![("$", new_dot.clone())]);
+        let saved_name = std::mem::replace(&mut self.name, name);
         self.depth += 1;
         let result = self.walk(&new_dot, tree);
         self.depth -= 1;
@@ -326,26 +335,41 @@ impl State<'_, '_> {
         result.map(|_| ())
     }
 
-    fn set_var(&mut self, name: &str, value: Value) {
-        self.vars.push((name.to_owned(), value));
+    /// The innermost variable called `name`, by position. Names are compared from the innermost
+    /// scope out; long names and many variables cost steps.
+    fn find_var(&mut self, name: &str) -> Result<Option<usize>> {
+        let mut compared = 0usize;
+        let found = self.vars.iter().rposition(|(n, _)| {
+            compared += 1;
+            if n.len() == name.len() {
+                compared += name.len();
+            }
+            *n == name
+        });
+        self.charge_steps(compared / BYTES_PER_STEP)?;
+        Ok(found)
     }
 
     fn var(&mut self, name: &str) -> Result<Value> {
-        match self.vars.iter().rev().find(|(n, _)| n == name) {
-            Some((_, value)) => Ok(value.clone()),
+        match self.find_var(name)?.and_then(|at| self.vars.get(at)) {
+            Some((_, value)) => {
+                let value = value.clone();
+                self.charge_value(&value)?;
+                Ok(value)
+            }
             None => self.errorf(format!("undefined variable: {name}")),
         }
     }
 
-    fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipe) -> Result<Value> {
+    fn eval_pipeline(&mut self, dot: &Value, pipe: &'a Pipe) -> Result<Value> {
         self.nest()?;
         let value = self.eval_pipeline_inner(dot, pipe);
         self.nesting -= 1;
         value
     }
 
-    fn eval_pipeline_inner(&mut self, dot: &Value, pipe: &Pipe) -> Result<Value> {
-        self.at(pipe.pos, pipe_string(pipe));
+    fn eval_pipeline_inner(&mut self, dot: &Value, pipe: &'a Pipe) -> Result<Value> {
+        self.at(At::Pipe(pipe));
         let mut value: Option<Value> = None;
         for command in &pipe.cmds {
             let result = self.eval_command(dot, command, value.take())?;
@@ -354,12 +378,12 @@ impl State<'_, '_> {
         let value = value.unwrap_or(Value::Nil);
         for name in &pipe.decl {
             if pipe.is_assign {
-                match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+                match self.find_var(name)?.and_then(|at| self.vars.get_mut(at)) {
                     Some(slot) => slot.1 = value.clone(),
                     None => return self.errorf(format!("undefined variable: {name}")),
                 }
             } else {
-                self.set_var(name, value.clone());
+                self.vars.push((name, value.clone()));
             }
         }
         Ok(value)
@@ -382,7 +406,7 @@ impl State<'_, '_> {
     fn eval_command(
         &mut self,
         dot: &Value,
-        command: &Command,
+        command: &'a Command,
         last: Option<Value>,
     ) -> Result<Value> {
         self.step()?;
@@ -390,25 +414,25 @@ impl State<'_, '_> {
             return Ok(Value::Nil);
         };
         match first {
-            Arg::Field(pos, names) => {
-                self.at(*pos, arg_string(first));
+            Arg::Field(_, names) => {
+                self.at(At::Arg(first));
                 self.field_chain(dot.clone(), names, &command.args, &last)
             }
-            Arg::Chain(pos, inner, names) => {
-                self.at(*pos, arg_string(first));
+            Arg::Chain(_, inner, names) => {
+                self.at(At::Arg(first));
                 let base = self.eval_arg(dot, inner)?;
                 self.field_chain(base, names, &command.args, &last)
             }
-            Arg::Identifier(pos, name) => {
-                self.at(*pos, name.clone());
-                self.call(dot, command, name, last)
+            Arg::Identifier(_, name) => {
+                self.at(At::Arg(first));
+                self.call(dot, command.pos, &command.args, name, last)
             }
             Arg::Pipe(pipe) => {
                 self.not_a_function(&command.args, &last)?;
                 self.eval_pipeline(dot, pipe)
             }
-            Arg::Variable(pos, names) => {
-                self.at(*pos, arg_string(first));
+            Arg::Variable(_, names) => {
+                self.at(At::Arg(first));
                 let value = self.var(names.first().map_or("$", String::as_str))?;
                 if names.len() == 1 {
                     self.not_a_function(&command.args, &last)?;
@@ -417,11 +441,14 @@ impl State<'_, '_> {
                 self.field_chain(value, &names[1..], &command.args, &last)
             }
             _ => {
-                self.at(first.pos(), arg_string(first));
+                self.at(At::Arg(first));
                 self.not_a_function(&command.args, &last)?;
                 match first {
                     Arg::Nil(_) => self.errorf("nil is not a command"),
-                    Arg::Dot(_) => Ok(dot.clone()),
+                    Arg::Dot(_) => {
+                        self.charge_value(dot)?;
+                        Ok(dot.clone())
+                    }
                     other => self.constant(other),
                 }
             }
@@ -432,7 +459,10 @@ impl State<'_, '_> {
     fn constant(&mut self, arg: &Arg) -> Result<Value> {
         Ok(match arg {
             Arg::Bool(_, b) => Value::Bool(*b),
-            Arg::String(_, s, _) => Value::Str(s.clone()),
+            Arg::String(_, s, _) => {
+                self.charge_bytes(s.len())?;
+                Value::str(s)
+            }
             Arg::Number(_, n) => {
                 if let Some((re, im)) = n.complex {
                     return Ok(Value::Complex(re, im));
@@ -473,7 +503,8 @@ impl State<'_, '_> {
                                 "{name} has arguments but cannot be invoked as function"
                             ));
                         }
-                        Value::Str((*v).to_owned())
+                        self.charge_bytes(v.len())?;
+                        Value::str(v)
                     }
                     None => {
                         return self.errorf(format!(
@@ -496,11 +527,14 @@ impl State<'_, '_> {
     }
 
     /// An argument to a function parameter of type `any` (or `reflect.Value`).
-    fn eval_arg(&mut self, dot: &Value, arg: &Arg) -> Result<Value> {
+    fn eval_arg(&mut self, dot: &Value, arg: &'a Arg) -> Result<Value> {
         self.step()?;
-        self.at(arg.pos(), arg_string(arg));
+        self.at(At::Arg(arg));
         match arg {
-            Arg::Dot(_) => Ok(dot.clone()),
+            Arg::Dot(_) => {
+                self.charge_value(dot)?;
+                Ok(dot.clone())
+            }
             Arg::Nil(_) => Ok(Value::Nil),
             Arg::Field(_, names) => {
                 self.field_chain(dot.clone(), names, std::slice::from_ref(arg), &None)
@@ -520,29 +554,25 @@ impl State<'_, '_> {
                 value
             }
             Arg::Identifier(pos, name) => {
-                let command = Command {
-                    pos: *pos,
-                    args: vec![arg.clone()],
-                };
-                self.call(dot, &command, name, None)
+                self.call(dot, *pos, std::slice::from_ref(arg), name, None)
             }
             literal => self.constant(literal),
         }
     }
 
     /// An argument to a `string` parameter: literals must be strings, other values are checked.
-    fn eval_string_arg(&mut self, dot: &Value, arg: &Arg) -> Result<Value> {
+    fn eval_string_arg(&mut self, dot: &Value, arg: &'a Arg) -> Result<Value> {
         match arg {
-            Arg::String(_, s, _) => {
-                self.at(arg.pos(), arg_string(arg));
-                Ok(Value::Str(s.clone()))
+            Arg::String(..) => {
+                self.at(At::Arg(arg));
+                self.constant(arg)
             }
             Arg::Nil(_) => {
-                self.at(arg.pos(), arg_string(arg));
+                self.at(At::Arg(arg));
                 self.errorf("cannot assign nil to string")
             }
             Arg::Bool(..) | Arg::Number(..) => {
-                self.at(arg.pos(), arg_string(arg));
+                self.at(At::Arg(arg));
                 self.errorf(format!("expected string; found {}", arg_string(arg)))
             }
             other => {
@@ -564,17 +594,19 @@ impl State<'_, '_> {
         }
     }
 
+    /// Calls function `name`; `args` is the command's words, the function's name first.
     fn call(
         &mut self,
         dot: &Value,
-        command: &Command,
+        pos: usize,
+        command: &'a [Arg],
         name: &str,
         last: Option<Value>,
     ) -> Result<Value> {
-        let Some(signature) = super::funcs::signature(name) else {
+        let Some(signature) = funcs::signature(name) else {
             return self.errorf(format!("{} is not a defined function", go_quote(name)));
         };
-        let args = command.args.get(1..).unwrap_or(&[]);
+        let args = command.get(1..).unwrap_or(&[]);
         let supplied = args.len() + usize::from(last.is_some());
         if signature.variadic {
             if supplied < signature.fixed.len() {
@@ -603,7 +635,7 @@ impl State<'_, '_> {
         }
         let mut argv = Vec::with_capacity(supplied);
         for (i, arg) in args.iter().enumerate() {
-            let wants_string = signature.fixed.get(i) == Some(&super::funcs::Param::String);
+            let wants_string = signature.fixed.get(i) == Some(&Param::String);
             argv.push(if wants_string {
                 self.eval_string_arg(dot, arg)?
             } else {
@@ -612,47 +644,59 @@ impl State<'_, '_> {
         }
         if let Some(last) = last {
             let wants_string =
-                !signature.variadic && signature.fixed.last() == Some(&super::funcs::Param::String);
+                !signature.variadic && signature.fixed.last() == Some(&Param::String);
             argv.push(if wants_string {
                 self.string_typed(last)?
             } else {
                 last
             });
         }
-        let callee = args.first().map(arg_string).unwrap_or_default();
-        match super::funcs::call(name, &argv, self.data, &callee) {
-            Ok(value) => Ok(value),
+        // `call` names its first argument in its error; nothing else needs the text.
+        let callee = match (name, args.first()) {
+            ("call", Some(first)) => arg_string(first),
+            _ => String::new(),
+        };
+        match funcs::call(name, &argv, self.data, &callee, self.bytes_left) {
+            Ok(value) => {
+                self.charge_value(&value)?;
+                Ok(value)
+            }
             Err(message) => {
                 // Go names the whole command only when the call itself fails.
-                self.at(command.pos, command_string(command));
+                self.at(At::Command(pos, command));
                 self.errorf(format!("error calling {name}: {message}"))
             }
         }
     }
 }
 
-/// Executes the main template.
-pub fn execute(trees: &TreeSet, source: &str, data: &DataView) -> Result<String> {
+/// Executes the main template, taking its steps from `budget`.
+pub fn execute(
+    trees: &TreeSet,
+    source: &str,
+    data: &DataView,
+    budget: &mut Budget,
+) -> Result<String> {
     let mut state = State {
         trees,
         source,
-        name: String::new(),
+        name: "",
         data,
-        vars: vec![("$".to_owned(), Value::Data)],
+        vars: vec![("$", Value::Data)],
         out: String::new(),
         steps: 0,
+        step_limit: budget.steps.min(MAX_STEPS),
+        bytes_left: MAX_RENDER_BYTES,
         depth: 0,
         nesting: 0,
-        at: (0, String::new()),
+        at: At::Nothing,
     };
-    let Some(root) = trees.get("") else {
-        return state.errorf("\"\" is an incomplete or empty template");
+    let result = match trees.get("") {
+        Some(root) => state.walk(&Value::Data, root).map(|_| ()),
+        None => state.errorf("\"\" is an incomplete or empty template"),
     };
-    state.walk(&Value::Data, root)?;
-    if state.out.len() > MAX_OUTPUT {
-        return state.errorf(format!("output longer than {MAX_OUTPUT} bytes"));
-    }
-    Ok(state.out)
+    budget.steps = budget.steps.saturating_sub(state.steps);
+    result.map(|()| state.out)
 }
 
 /// Go's `String()` of nodes, for `at <...>` in messages.
@@ -680,13 +724,9 @@ pub fn arg_string(arg: &Arg) -> String {
     }
 }
 
-pub fn command_string(command: &Command) -> String {
-    command
-        .args
-        .iter()
-        .map(arg_string)
-        .collect::<Vec<_>>()
-        .join(" ")
+/// Go's `String()` of a command: its words, space-separated.
+fn args_string(args: &[Arg]) -> String {
+    args.iter().map(arg_string).collect::<Vec<_>>().join(" ")
 }
 
 pub fn pipe_string(pipe: &Pipe) -> String {
@@ -699,7 +739,7 @@ pub fn pipe_string(pipe: &Pipe) -> String {
         &pipe
             .cmds
             .iter()
-            .map(command_string)
+            .map(|command| args_string(&command.args))
             .collect::<Vec<_>>()
             .join(" | "),
     );

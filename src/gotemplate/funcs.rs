@@ -1,7 +1,10 @@
 //! The functions a template can call: Go's builtins (for the values this data model has) and
 //! upstream Kuma's `label`.
 
-use super::exec::{DataView, Value};
+use super::exec::over_budget_message;
+use super::quote::is_print;
+use super::sink::{OverBudget, Sink};
+use super::value::{DataView, Value};
 
 /// A parameter's Go type, as far as argument checking is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,12 +48,11 @@ fn type_of(value: &Value, data: &DataView) -> String {
     value.type_name(data)
 }
 
-fn sprint(value: &Value, data: &DataView) -> String {
-    super::fmt::sprint_value(value, data)
-}
-
-fn go_sprint(args: &[Value], data: &DataView) -> String {
-    super::fmt::sprint(args, data)
+/// Turns a budget refusal into the message a call fails with.
+fn within(result: std::result::Result<String, OverBudget>) -> Result {
+    result
+        .map(|text| Value::str(&text))
+        .map_err(|OverBudget| over_budget_message())
 }
 
 /// Go's `basicKind` classes.
@@ -153,79 +155,92 @@ fn index_arg(index: &Value, len: usize, data: &DataView) -> std::result::Result<
     }
 }
 
-/// Go's `evalArgs` for the escapers: a lone string as is, anything else through `fmt.Sprint`.
-fn escaper_input(args: &[Value], data: &DataView) -> String {
-    match args {
-        [Value::Str(s)] => s.clone(),
-        _ => go_sprint(args, data),
+/// Go's `evalArgs` for the escapers: a lone string as is, anything else through `fmt.Sprint`,
+/// a missing value printed as `<no value>`.
+fn escaper_input(
+    args: &[Value],
+    data: &DataView,
+    room: usize,
+) -> std::result::Result<String, OverBudget> {
+    if let [Value::Str(s)] = args {
+        return Ok(s.to_string());
+    }
+    let printable: Vec<Value> = args
+        .iter()
+        .map(|arg| match arg {
+            Value::Nil => Value::str("<no value>"),
+            other => other.clone(),
+        })
+        .collect();
+    super::fmt::sprint(&printable, data, room)
+}
+
+/// Escapes `input` character by character into at most `room` bytes.
+fn escape(input: &str, room: usize, escape: fn(char, &mut Sink) -> EscapeResult) -> Result {
+    let mut out = Sink::new(room);
+    let written = input.chars().try_for_each(|c| escape(c, &mut out));
+    within(written.map(|()| out.into_string()))
+}
+
+type EscapeResult = std::result::Result<(), OverBudget>;
+
+/// Go's `template.HTMLEscapeString`, one character.
+fn html_escape(c: char, out: &mut Sink) -> EscapeResult {
+    match c {
+        '"' => out.push_str("&#34;"),
+        '\'' => out.push_str("&#39;"),
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '\0' => out.push('\u{FFFD}'),
+        c => out.push(c),
     }
 }
 
-/// Go's `template.HTMLEscapeString`.
-fn html_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("&#34;"),
-            '\'' => out.push_str("&#39;"),
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\0' => out.push('\u{FFFD}'),
-            c => out.push(c),
+/// Go's `template.JSEscapeString`, one character: quotes, backslashes, `<>&=` and control
+/// characters escaped, non-printable characters as `\uXXXX`.
+fn js_escape(c: char, out: &mut Sink) -> EscapeResult {
+    match c {
+        '\\' => out.push_str("\\\\"),
+        '\'' => out.push_str("\\'"),
+        '"' => out.push_str("\\\""),
+        '<' => out.push_str("\\u003C"),
+        '>' => out.push_str("\\u003E"),
+        '&' => out.push_str("\\u0026"),
+        '=' => out.push_str("\\u003D"),
+        c if c < ' ' || !c.is_ascii() && !is_print(c) => {
+            out.push_str(&format!("\\u{:04X}", u32::from(c)))
         }
+        c => out.push(c),
     }
-    out
 }
 
-/// Go's `template.JSEscapeString`.
-fn js_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\'' => out.push_str("\\'"),
-            '"' => out.push_str("\\\""),
-            '<' => out.push_str("\\u003C"),
-            '>' => out.push_str("\\u003E"),
-            '&' => out.push_str("\\u0026"),
-            '=' => out.push_str("\\u003D"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < ' ' as u32 => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
+/// Go's `url.QueryEscape` into at most `room` bytes.
+fn query_escape(s: &str, room: usize) -> Result {
+    let mut out = Sink::new(room);
+    let written = s.bytes().try_for_each(|b| match b {
+        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+            out.push(char::from(b))
         }
-    }
-    out
-}
-
-/// Go's `url.QueryEscape`.
-fn query_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            b => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+        b' ' => out.push('+'),
+        b => out.push_str(&format!("%{b:02X}")),
+    });
+    within(written.map(|()| out.into_string()))
 }
 
 /// Calls `name` with arguments already checked against its [`signature`]. `callee` is the
-/// source text of the first argument (what `call` names in its error).
-pub fn call(name: &str, args: &[Value], data: &DataView, callee: &str) -> Result {
+/// source text of the first argument (what `call` names in its error). A string it returns is at
+/// most `room` bytes long; one that would be longer is refused before it is built.
+pub fn call(name: &str, args: &[Value], data: &DataView, callee: &str, room: usize) -> Result {
     let first = args.first().unwrap_or(&Value::Nil);
     match name {
         "label" => {
             let key = string_arg(first);
-            data.labels
-                .get(key)
-                .map(|v| Value::Str(v.clone()))
-                .ok_or_else(|| format!("label {key} not found"))
+            match data.labels.get(key) {
+                Some(value) if value.len() > room => Err(over_budget_message()),
+                Some(value) => Ok(Value::str(value)),
+                None => Err(format!("label {key} not found")),
+            }
         }
         "not" => Ok(Value::Bool(!first.truth())),
         "len" => match first {
@@ -233,22 +248,23 @@ pub fn call(name: &str, args: &[Value], data: &DataView, callee: &str) -> Result
             Value::Nil => Err("reflect: call of reflect.Value.Type on zero Value".to_owned()),
             other => Err(format!("len of type {}", type_of(other, data))),
         },
-        "print" => Ok(Value::Str(go_sprint(args, data))),
-        "println" => Ok(Value::Str(
-            args.iter()
-                .map(|a| sprint(a, data))
-                .collect::<Vec<_>>()
-                .join(" ")
-                + "\n",
-        )),
-        "printf" => Ok(Value::Str(super::fmt::sprintf(
+        "print" => within(super::fmt::sprint(args, data, room)),
+        "println" => within(super::fmt::sprintln(args, data, room)),
+        "printf" => within(super::fmt::sprintf(
             string_arg(first),
             args.get(1..).unwrap_or(&[]),
             data,
-        ))),
-        "html" => Ok(Value::Str(html_escape(&escaper_input(args, data)))),
-        "js" => Ok(Value::Str(js_escape(&escaper_input(args, data)))),
-        "urlquery" => Ok(Value::Str(query_escape(&escaper_input(args, data)))),
+            room,
+        )),
+        "html" | "js" | "urlquery" => {
+            let input =
+                escaper_input(args, data, room).map_err(|OverBudget| over_budget_message())?;
+            match name {
+                "html" => escape(&input, room, html_escape),
+                "js" => escape(&input, room, js_escape),
+                _ => query_escape(&input, room),
+            }
+        }
         "eq" => {
             let rest = args.get(1..).unwrap_or(&[]);
             if rest.is_empty() {
@@ -318,7 +334,11 @@ pub fn call(name: &str, args: &[Value], data: &DataView, callee: &str) -> Result
                 ));
             }
             let bytes = s.as_bytes().get(bounds[0]..bounds[1]).unwrap_or(&[]);
-            Ok(Value::Str(String::from_utf8_lossy(bytes).into_owned()))
+            // A cut inside a character shows as U+FFFD, at most three bytes for each one cut.
+            if bytes.len() > room {
+                return Err(over_budget_message());
+            }
+            within(Ok(String::from_utf8_lossy(bytes).into_owned()))
         }
         "call" => match first {
             Value::Nil => Err("call of nil".to_owned()),

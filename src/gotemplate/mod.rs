@@ -5,13 +5,16 @@
 
 mod exec;
 mod fmt;
+mod ftoa;
 mod funcs;
 mod lex;
 mod number;
 mod parse;
 mod quote;
+mod sink;
+mod value;
 
-use std::collections::BTreeMap;
+pub use exec::{Budget, MAX_RENDER_BYTES, MAX_STEPS};
 
 use parse::{Arg, Node, Pipe, TreeSet};
 
@@ -36,10 +39,7 @@ pub struct Template {
 
 /// What a template executes against: Go's `struct { A string; B string }` with these exported
 /// string fields, and `label` reading `labels`.
-pub struct Data<'a> {
-    pub fields: &'a [(&'a str, &'a str)],
-    pub labels: &'a BTreeMap<String, String>,
-}
+pub type Data<'a> = value::DataView<'a>;
 
 /// Parses like `template.New("").Funcs(funcs).Parse(src)`; `funcs` names the user functions.
 pub fn parse(src: &str, funcs: &[&str]) -> Result<Template, ParseError> {
@@ -51,12 +51,14 @@ pub fn parse(src: &str, funcs: &[&str]) -> Result<Template, ParseError> {
 }
 
 impl Template {
+    /// Executes within the limits of one execution ([`MAX_STEPS`], [`MAX_RENDER_BYTES`]).
     pub fn execute(&self, data: &Data) -> Result<String, ExecError> {
-        let view = exec::DataView {
-            fields: data.fields,
-            labels: data.labels,
-        };
-        exec::execute(&self.trees, &self.source, &view).map_err(ExecError)
+        self.execute_within(data, &mut Budget::new(MAX_STEPS))
+    }
+
+    /// Executes, taking the steps from `budget`, which a caller shares between executions.
+    pub fn execute_within(&self, data: &Data, budget: &mut Budget) -> Result<String, ExecError> {
+        exec::execute(&self.trees, &self.source, data, budget).map_err(ExecError)
     }
 
     /// Field names read from the root data: `.X` where dot is still the root (top level, in
@@ -197,6 +199,8 @@ fn walk_commands(nodes: &[Node], visit: &mut dyn FnMut(&[Arg])) {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     /// Runs `f` on a thread with half the stack of a tokio worker (2 MiB), so a recursion that
@@ -284,6 +288,96 @@ mod tests {
         let template = parse("{{range 1000000000}}x{{end}}", &[]).unwrap();
         let err = execute_empty(&template).unwrap_err();
         assert!(err.0.contains("execution stopped"), "{err}");
+    }
+
+    /// The hostile templates of issue 11: each is an error naming the limit, not an allocation.
+    #[test]
+    fn hostile_templates_stop_at_the_budget() {
+        let doubled = format!(
+            "{{{{ $x := \"aaaa\" }}}}{}",
+            "{{ $x = print $x $x }}".repeat(22)
+        );
+        let cases = [
+            ("{{ printf \"%9999999d\" 1 }}", "rendering needs more than"),
+            (
+                "{{ printf \"%*d\" 1000000 1 }}",
+                "rendering needs more than",
+            ),
+            (
+                "{{ printf \"%.1000000f\" 1.5 }}",
+                "rendering needs more than",
+            ),
+            ("{{ printf \"%.70000f\" 1.5 }}", "rendering needs more than"),
+            ("{{ printf \"%3000000d\" 1 }}", "rendering needs more than"),
+            (doubled.as_str(), "rendering needs more than"),
+            (
+                "{{ range 1000000000 }}{{ end }}",
+                "execution stopped after 10000 steps",
+            ),
+        ];
+        for (src, want) in cases {
+            let template = parse(src, &["label"]).unwrap();
+            let err = execute_empty(&template).unwrap_err();
+            assert!(err.0.contains(want), "{src}: {err}");
+        }
+        // Go's own limits are no error: a number that grows past a million is no number to Go.
+        for (src, want) in [
+            (
+                "{{ printf \"%1000000000000d\" 1 }}",
+                "%!(NOVERB)%!(EXTRA int=1)",
+            ),
+            (
+                "{{ printf \"%300000000d\" 1 }}",
+                "%!(NOVERB)%!(EXTRA int=1)",
+            ),
+            (
+                "{{ printf \"%.100000000f\" 1.5 }}",
+                "%!(NOVERB)%!(EXTRA float64=1.5)",
+            ),
+        ] {
+            let template = parse(src, &["label"]).unwrap();
+            assert_eq!(execute_empty(&template).unwrap(), want, "{src}");
+        }
+    }
+
+    /// Names megabytes long cost steps in proportion, so no step can be made expensive.
+    #[test]
+    fn long_names_cost_steps() {
+        let variable = format!("$v{}", "x".repeat(1 << 20));
+        let src = format!(
+            "{{{{ {variable} := 1 }}}}{{{{ range 1000 }}}}{{{{ {variable} }}}}{{{{ end }}}}"
+        );
+        let template = parse(&src, &["label"]).unwrap();
+        let started = std::time::Instant::now();
+        let err = execute_empty(&template).unwrap_err();
+        assert!(err.0.contains("execution stopped"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let name = "t".repeat(1 << 20);
+        let src = format!(
+            "{{{{ define \"{name}\" }}}}{{{{ end }}}}{{{{ range 1000 }}}}{{{{ template \"{name}\" }}}}{{{{ end }}}}"
+        );
+        let template = parse(&src, &["label"]).unwrap();
+        let err = execute_empty(&template).unwrap_err();
+        assert!(err.0.contains("execution stopped"), "{err}");
+    }
+
+    /// A budget shared between executions runs out across them.
+    #[test]
+    fn a_shared_budget_spans_executions() {
+        let template = parse("{{ range 30 }}x{{ end }}", &[]).unwrap();
+        let data = Data {
+            fields: &[],
+            labels: &BTreeMap::new(),
+        };
+        let mut budget = Budget::new(70);
+        assert_eq!(
+            template.execute_within(&data, &mut budget).unwrap().len(),
+            30
+        );
+        assert!(budget.remaining() < 40, "{}", budget.remaining());
+        let err = template.execute_within(&data, &mut budget).unwrap_err();
+        assert!(err.0.contains("execution stopped"), "{err}");
+        assert_eq!(budget.remaining(), 0);
     }
 
     #[test]

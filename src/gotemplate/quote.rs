@@ -1,40 +1,94 @@
 //! Go's string quoting (`strconv.Quote`, `%q`) and unquoting (`strconv.Unquote`), which template
 //! messages and string literals depend on.
 
+use super::sink::{OverBudget, Sink};
+
 /// Go's `strconv.IsPrint`, approximated: not a control, format, separator (other than the
-/// ASCII space) or unassigned character.
+/// ASCII space), private-use or non-character code point. (Go also refuses unassigned ones,
+/// which would take Unicode's tables to know.)
 pub fn is_print(c: char) -> bool {
     if c.is_ascii() {
         return (' '..='~').contains(&c);
     }
+    let code = u32::from(c);
+    let noncharacter = code & 0xFFFE == 0xFFFE || (0xFDD0..=0xFDEF).contains(&code);
+    // Planes 15 and 16 are private use; U+E0000–U+E007F are the tag format characters.
+    let private_or_tag = code >= 0xF0000 || (0xE0000..=0xE007F).contains(&code);
     !(c.is_control()
         || c.is_whitespace()
-        || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E000}'..='\u{F8FF}' | '\u{FFFE}' | '\u{FFFF}'))
+        || noncharacter
+        || private_or_tag
+        || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E000}'..='\u{F8FF}'))
 }
 
 /// `strconv.Quote`.
 pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
+    let mut out = Sink::new(usize::MAX);
+    // An unlimited sink cannot refuse a write.
+    let _ = write_quoted(&mut out, s, '"', false);
+    out.into_string()
+}
+
+/// Go's `appendQuotedWith`: `s` between `quote`s, escaped as `strconv.Quote` (or, with
+/// `ascii_only`, `strconv.QuoteToASCII`) escapes it.
+pub fn write_quoted(
+    out: &mut Sink,
+    s: &str,
+    quote: char,
+    ascii_only: bool,
+) -> Result<(), OverBudget> {
+    out.push(quote)?;
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if is_print(c) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
+        write_escaped(out, c, quote, ascii_only)?;
     }
-    out.push('"');
-    out
+    out.push(quote)
+}
+
+/// Go's `strconv.QuoteRune` (or `QuoteRuneToASCII`) of a code point; one that is no valid
+/// character quotes as U+FFFD.
+pub fn write_quoted_rune(out: &mut Sink, code: u64, ascii_only: bool) -> Result<(), OverBudget> {
+    let c = u32::try_from(code)
+        .ok()
+        .and_then(char::from_u32)
+        .unwrap_or(char::REPLACEMENT_CHARACTER);
+    out.push('\'')?;
+    write_escaped(out, c, '\'', ascii_only)?;
+    out.push('\'')
+}
+
+/// Go's `appendEscapedRune`.
+fn write_escaped(out: &mut Sink, c: char, quote: char, ascii_only: bool) -> Result<(), OverBudget> {
+    if c == quote || c == '\\' {
+        out.push('\\')?;
+        return out.push(c);
+    }
+    let printable = if ascii_only {
+        c.is_ascii() && is_print(c)
+    } else {
+        is_print(c)
+    };
+    if printable {
+        return out.push(c);
+    }
+    let escape = match c {
+        '\u{7}' => "\\a",
+        '\u{8}' => "\\b",
+        '\u{c}' => "\\f",
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        '\u{b}' => "\\v",
+        c if (c as u32) < 0x80 => return out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if (c as u32) < 0x10000 => return out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => return out.push_str(&format!("\\U{:08x}", c as u32)),
+    };
+    out.push_str(escape)
+}
+
+/// `strconv.CanBackquote`: no control character but tab, no backquote, no byte order mark.
+pub fn can_backquote(s: &str) -> bool {
+    !s.chars()
+        .any(|c| (c < ' ' && c != '\t') || c == '`' || c == '\u{7f}' || c == '\u{feff}')
 }
 
 /// `strconv.Unquote` for the literals the lexer produces: `"..."`, `` `...` `` and `'.'`.

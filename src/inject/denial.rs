@@ -33,6 +33,13 @@ pub(super) enum Denial {
         annotation = echo(annotation)
     )]
     Disagree { label: String, annotation: String },
+    /// More containers than an injection plans for: a patch for each of tens of thousands
+    /// would cost far more memory than the pod itself.
+    #[error(
+        "pod has {count} containers and init containers; the SPIRE socket is injected into \
+         pods of at most {max}"
+    )]
+    TooManyContainers { count: usize, max: usize },
     /// Applying our own patch failed; only reachable through `apply`.
     #[error("internal error applying the SPIRE socket patch: {0}")]
     Internal(String),

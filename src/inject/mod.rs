@@ -102,6 +102,8 @@ pub enum DenyReason {
     InvalidOptIn,
     /// A field the injector reads or writes has the wrong JSON type.
     Malformed,
+    /// The pod has more containers than an injection plans for.
+    TooManyContainers,
 }
 
 impl DenyReason {
@@ -110,6 +112,7 @@ impl DenyReason {
         match self {
             Self::InvalidOptIn => "invalid_opt_in",
             Self::Malformed => "malformed",
+            Self::TooManyContainers => "too_many_containers",
         }
     }
 }
@@ -130,6 +133,7 @@ pub fn decide_with_reason(pod: &Value, cfg: &InjectConfig) -> (InjectDecision, O
                 // `Internal` only comes from `apply`; a patch that does not apply means the pod
                 // had a shape the planner did not expect.
                 Denial::WrongType { .. } | Denial::Internal(_) => DenyReason::Malformed,
+                Denial::TooManyContainers { .. } => DenyReason::TooManyContainers,
             };
             let message = denial.to_string();
             (InjectDecision::Deny { message }, Some(reason))

@@ -24,6 +24,10 @@ pub(super) const APP_ENV: &str = "SPIFFE_ENDPOINT_SOCKET";
 pub(super) const MAX_WARNING: usize = 120;
 /// Names echoed inside warnings are cut so the whole warning fits.
 const MAX_NAME_IN_WARNING: usize = 32;
+/// Containers and init containers a pod may have for an injection to be planned. Pods this size
+/// do not exist in practice, while a patch for each of 40 000 containers (which a 1 MiB pod can
+/// list) would take around a hundred times the pod's own size in memory.
+pub(super) const MAX_CONTAINERS: usize = 1000;
 
 /// Result of planning; turned into an `InjectDecision` by the caller.
 #[derive(Debug, Default)]
@@ -199,6 +203,13 @@ fn select_targets<'a>(
 ) -> Result<(Vec<Target<'a>>, (&'static str, String)), Denial> {
     let containers = opt_array(spec, "containers", "spec.containers")?.unwrap_or_default();
     let inits = opt_array(spec, "initContainers", "spec.initContainers")?.unwrap_or_default();
+    let count = containers.len() + inits.len();
+    if count > MAX_CONTAINERS {
+        return Err(Denial::TooManyContainers {
+            count,
+            max: MAX_CONTAINERS,
+        });
+    }
     let found: Vec<Target> = sidecars("containers", containers)
         .chain(sidecars("initContainers", inits))
         .collect();
@@ -380,6 +391,23 @@ mod tests {
         assert_eq!(
             volume_state(Some(&[other_driver])),
             VolumeState::Conflicting
+        );
+    }
+
+    #[test]
+    fn pods_with_too_many_containers_are_refused_before_planning() {
+        let many = |n: usize| {
+            let containers: Vec<Value> = (0..n).map(|i| json!({"name": format!("c{i}")})).collect();
+            let spec = json!({"containers": containers});
+            plan(spec.as_object().unwrap(), &InjectConfig::default())
+        };
+        assert_eq!(many(MAX_CONTAINERS).unwrap().targets.len(), MAX_CONTAINERS);
+        assert_eq!(
+            many(MAX_CONTAINERS + 1).unwrap_err(),
+            Denial::TooManyContainers {
+                count: MAX_CONTAINERS + 1,
+                max: MAX_CONTAINERS
+            }
         );
     }
 

@@ -188,7 +188,9 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
 /// `Connection: close` on an HTTP/1.x response when the connection cannot or should not carry
 /// another request: after a 408 or 413 (the rest of the refused body may still be on its way,
 /// and would be read as the next request) and while the server drains (see [`super::drain`]).
-/// HTTP/2 forbids the header; there a refused stream is reset and a drain sends GOAWAY.
+/// The admission routes mark their own refusals too; this holds it for every 408 and 413,
+/// whatever produced it (the body limit's 413 on a chunked body, say). HTTP/2 forbids the
+/// header; there a refused stream is reset and a drain sends GOAWAY.
 fn finish_response(response: &mut Response<Body>, version: Version, context: &ServeContext) {
     let refused = matches!(
         response.status(),

@@ -6,6 +6,8 @@ mod connection;
 pub mod deadline;
 pub mod drain;
 mod head;
+pub mod inflight;
+pub mod intake;
 pub mod reload;
 pub mod routes;
 pub mod tls;

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
+use super::inflight::InflightBudget;
+use super::intake;
 use crate::admission::{self, Webhook};
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -35,6 +37,24 @@ pub struct App {
     pub state: Arc<StateHandle>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// The memory admission requests in flight share.
+    pub inflight: Arc<InflightBudget>,
+}
+
+impl App {
+    pub fn new(
+        state: Arc<StateHandle>,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        max_inflight_bytes: usize,
+    ) -> Self {
+        Self {
+            state,
+            settings: Arc::new(settings),
+            metrics,
+            inflight: InflightBudget::new(max_inflight_bytes),
+        }
+    }
 }
 
 /// Routes of the TLS listener.
@@ -62,86 +82,186 @@ pub fn admin_router(app: App) -> Router {
         .with_state(app)
 }
 
+/// Bodies up to this size are decided on the async worker; larger ones, and every MeshIdentity
+/// review (whose cost grows with the cluster), on the blocking pool, so health checks and small
+/// requests keep being answered while a large one is decided.
+const INLINE_DECISION_BYTES: usize = 32 * 1024;
+
+/// A request answered before a decision: too large, too slow, of the wrong type, or no room.
+struct Refused {
+    response: Response,
+    /// Why, for the log line.
+    why: &'static str,
+}
+
 async fn admit(webhook: Webhook, State(app): State<App>, request: Request) -> Response {
     // Timed from the end of the request head, so the latency metric includes the body read.
     let started = Instant::now();
-    let body = match read_body(request, BODY_READ_TIMEOUT).await {
-        Ok(body) => body,
+    match decide(webhook, &app, request).await {
+        Ok(reviewed) => {
+            let elapsed = started.elapsed();
+            app.metrics.observe(
+                webhook.path(),
+                reviewed.outcome.as_str(),
+                elapsed.as_secs_f64(),
+            );
+            record_reason(&app.metrics, webhook, reviewed.verdict.as_ref());
+            let s = &reviewed.summary;
+            tracing::info!(
+                webhook = webhook.path(),
+                uid = %s.uid,
+                kind = %s.kind,
+                namespace = %s.namespace,
+                name = %s.name,
+                operation = %s.operation,
+                dry_run = s.dry_run,
+                outcome = reviewed.outcome.as_str(),
+                allowed = reviewed.verdict.as_ref().is_some_and(|v| v.allowed()),
+                duration_us = elapsed.as_micros() as u64,
+                "admission decision"
+            );
+            let status = StatusCode::from_u16(reviewed.http_status)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                reviewed.body,
+            )
+                .into_response()
+        }
         Err(refused) => {
-            // Too large or too slow: never decided, but counted and logged like any error.
+            // Never decided, but counted and logged like any error.
             let elapsed = started.elapsed();
             let outcome = admission::Outcome::Error.as_str();
             app.metrics
                 .observe(webhook.path(), outcome, elapsed.as_secs_f64());
             tracing::info!(
                 webhook = webhook.path(),
-                status = refused.status().as_u16(),
+                status = refused.response.status().as_u16(),
+                why = refused.why,
                 outcome,
                 duration_us = elapsed.as_micros() as u64,
                 "admission request refused before a decision"
             );
-            return refused;
+            refused.response
         }
+    }
+}
+
+/// Checks the request, reserves its memory, reads its body and decides it.
+async fn decide(
+    webhook: Webhook,
+    app: &App,
+    request: Request,
+) -> Result<admission::Reviewed, Refused> {
+    let version = request.version();
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|length| length.to_str().ok()?.parse::<usize>().ok());
+    // Refused from its head, before `100 Continue` invites the body.
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
+        let message = format!("request body larger than {MAX_BODY_BYTES} bytes");
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            message,
+            version,
+            "too large",
+        ));
+    }
+    if let Err(message) = intake::check_content_type(request.headers()) {
+        return Err(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message,
+            version,
+            "content type",
+        ));
+    }
+    let timeout = intake::caller_timeout(request.uri());
+    // Without a length (chunked), the largest body is assumed.
+    let cost = app
+        .inflight
+        .cost_of(declared.unwrap_or(MAX_BODY_BYTES).min(MAX_BODY_BYTES));
+    let deadline = tokio::time::Instant::now() + intake::wait_limit(timeout);
+    let Some(_reservation) = app.inflight.reserve(cost, deadline).await else {
+        app.metrics.overloaded.inc();
+        let message = format!(
+            "too many admission requests in flight: {} of {} bytes reserved, and this one needs {cost}; retry",
+            app.inflight.used(),
+            app.inflight.capacity(),
+        );
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            message,
+            version,
+            "no memory",
+        ));
     };
+    let body = read_body(request, BODY_READ_TIMEOUT)
+        .await
+        .map_err(|response| Refused {
+            response,
+            why: "body",
+        })?;
     let view = app.state.get();
-    let reviewed = admission::review(webhook, &body, view.as_deref(), &app.settings);
-    let elapsed = started.elapsed();
-    app.metrics.observe(
-        webhook.path(),
-        reviewed.outcome.as_str(),
-        elapsed.as_secs_f64(),
-    );
-    record_reason(&app.metrics, webhook, reviewed.verdict.as_ref());
-    let s = &reviewed.summary;
-    tracing::info!(
-        webhook = webhook.path(),
-        uid = %s.uid,
-        kind = %s.kind,
-        namespace = %s.namespace,
-        name = %s.name,
-        operation = %s.operation,
-        dry_run = s.dry_run,
-        outcome = reviewed.outcome.as_str(),
-        allowed = reviewed.verdict.as_ref().is_some_and(|v| v.allowed()),
-        duration_us = elapsed.as_micros() as u64,
-        "admission decision"
-    );
-    let status =
-        StatusCode::from_u16(reviewed.http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, axum::Json(reviewed.body)).into_response()
+    if body.len() <= INLINE_DECISION_BYTES && webhook != Webhook::ValidateMeshIdentity {
+        return Ok(admission::review(
+            webhook,
+            &body,
+            view.as_deref(),
+            &app.settings,
+        ));
+    }
+    let settings = Arc::clone(&app.settings);
+    tokio::task::spawn_blocking(move || {
+        admission::review(webhook, &body, view.as_deref(), &settings)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "the admission decision did not complete");
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the decision did not complete".to_owned(),
+            version,
+            "decision failed",
+        )
+    })
+}
+
+/// A plain-text refusal of a request whose body was not read; an HTTP/1 connection cannot carry
+/// another request after an unread body, so it is closed (HTTP/2 resets just the stream).
+fn refuse(status: StatusCode, message: String, version: Version, why: &'static str) -> Refused {
+    let mut response = (status, message).into_response();
+    if version < Version::HTTP_2 {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    Refused { response, why }
 }
 
 /// Reads a request body of at most [`MAX_BODY_BYTES`] (413 beyond, as soon as the limit is
-/// crossed) within `within` (408 after). A body whose `Content-Length` is already over the limit
-/// is refused before it is polled, so hyper never invites it with `100 Continue`. The connection
-/// layer closes an HTTP/1 connection after either refusal, since the rest of the body may still
-/// be on its way.
+/// crossed) within `within` (408 after).
 async fn read_body(request: Request, within: Duration) -> Result<Bytes, Response> {
-    if let Some(length) = declared_length(&request).filter(|&n| n > MAX_BODY_BYTES as u64) {
-        let message =
-            format!("request body of {length} bytes is over the limit of {MAX_BODY_BYTES} bytes");
-        return Err((StatusCode::PAYLOAD_TOO_LARGE, message).into_response());
-    }
+    let version = request.version();
     match tokio::time::timeout(within, Bytes::from_request(request, &())).await {
         Ok(Ok(body)) => Ok(body),
         Ok(Err(rejection)) => Err(rejection.into_response()),
         Err(_) => {
             let message = format!("request body not received within {within:?}");
-            Err((StatusCode::REQUEST_TIMEOUT, message).into_response())
+            let mut response = (StatusCode::REQUEST_TIMEOUT, message).into_response();
+            // The rest of the body may still be on its way, so an HTTP/1 connection cannot carry
+            // another request; HTTP/2 resets just the stream and forbids the header.
+            if version < Version::HTTP_2 {
+                response.headers_mut().insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+            }
+            Err(response)
         }
     }
-}
-
-/// The `Content-Length` a request declares, if it declares one that parses.
-fn declared_length(request: &Request) -> Option<u64> {
-    request
-        .headers()
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Per-webhook reason metrics: pod denials, injection outcomes.
@@ -221,6 +341,7 @@ mod tests {
         let refused = read(Body::from_stream(trickle), Duration::from_millis(200)).await;
         let elapsed = started.elapsed();
         assert_eq!(refused.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(refused.headers()[header::CONNECTION], "close");
         assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
         assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     }
@@ -239,25 +360,5 @@ mod tests {
         )
         .await;
         assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    }
-
-    /// A declared length over the limit is refused without touching the body: this one would
-    /// never end.
-    #[tokio::test]
-    async fn a_declared_length_over_the_limit_gets_413_before_the_body_is_read() {
-        let never = futures::stream::pending::<Result<Bytes, std::io::Error>>();
-        let mut request = Request::new(Body::from_stream(never));
-        request.headers_mut().insert(
-            header::CONTENT_LENGTH,
-            header::HeaderValue::from(MAX_BODY_BYTES + 1),
-        );
-        let refused = tokio::time::timeout(
-            Duration::from_secs(5),
-            read_body(request, Duration::from_secs(60)),
-        )
-        .await
-        .unwrap()
-        .unwrap_err();
-        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

@@ -1,6 +1,8 @@
 //! `POST /validate-kuma-io-v1alpha1-mesh`: a Mesh may not leave `Exclusive` MeshServices mode
 //! while MeshIdentities of it exist, since that would silently break them.
 
+use serde::Deserialize;
+
 use crate::api::Mesh;
 use crate::state::ClusterView;
 
@@ -20,8 +22,8 @@ pub fn review(request: &Request, view: &dyn ClusterView) -> Verdict {
             "UPDATE needs request.object and request.oldObject",
         );
     };
-    let parsed = serde_json::from_value::<Mesh>(object.clone())
-        .and_then(|new| Ok((new, serde_json::from_value::<Mesh>(old_object.clone())?)));
+    let parsed =
+        Mesh::deserialize(object).and_then(|new| Ok((new, Mesh::deserialize(old_object)?)));
     let (new, old) = match parsed {
         Ok(pair) => pair,
         Err(e) => return Verdict::deny(422, "Invalid", format!("{KIND} could not be read: {e}")),

@@ -1,5 +1,7 @@
 //! `POST /validate-kuma-io-v1alpha1-meshidentity`: SPEC §2 rules 1–6.
 
+use serde::Deserialize;
+
 use crate::api::{MeshIdentity, MeshServicesMode, ORIGIN_LABEL};
 use crate::config::Settings;
 use crate::state::ClusterView;
@@ -24,7 +26,7 @@ pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) ->
             "request.object is required for CREATE and UPDATE",
         );
     };
-    let mut identity: MeshIdentity = match serde_json::from_value(object.clone()) {
+    let mut identity = match MeshIdentity::deserialize(object) {
         Ok(identity) => identity,
         Err(e) => {
             return Verdict::deny(422, "Invalid", format!("{KIND} could not be read: {e}"));
@@ -52,6 +54,10 @@ pub fn check(
 ) -> Findings {
     let mut findings = Findings::default();
     let privileged = settings.privileged_users.iter().any(|u| u == username);
+    // Kuma applies only the identities of the system namespace, so one elsewhere never wins a
+    // pod: its pods need no scan (which anyone who may create one anywhere could otherwise have
+    // run over the whole cluster at will).
+    let misplaced = identity.namespace() != settings.system_namespace;
     if !privileged {
         check_placement(identity, settings, &mut findings);
         check_mesh(identity, view, &mut findings);
@@ -61,7 +67,9 @@ pub fn check(
         check_provider(provider, &mut findings);
     }
     let templates = check_templates(identity, settings, &mut findings);
-    if let (Some(trust_domain), Some(path)) = (&templates.trust_domain, &templates.path) {
+    if let (Some(trust_domain), Some(path), false) =
+        (&templates.trust_domain, &templates.path, misplaced)
+    {
         check_selected_pods(identity, trust_domain, path, view, settings, &mut findings);
     }
     findings

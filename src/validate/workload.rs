@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use crate::api::{MeshIdentity, PodInfo, WORKLOAD_LABEL};
 use crate::config::{Enforcement, Settings};
 use crate::dataplane::{is_meshed, DataplaneView, DERIVED_LABELS};
-use crate::gotemplate::Template;
-use crate::render::{render_path, uses_workload_label};
+use crate::gotemplate::{Budget, Template};
+use crate::render::{render_path_within, uses_workload_label, REVIEW_RENDER_STEPS};
 use crate::select::Ranking;
 use crate::spiffe;
 use crate::state::ClusterView;
@@ -26,6 +26,8 @@ struct Breakage {
     missing_workload: Vec<String>,
     /// Pods whose path fails to render or whose ID breaks the SPIFFE rules, with the reason.
     unrenderable: Vec<(String, String)>,
+    /// The review's rendering budget ran out after this many pods: the rest are unchecked.
+    budget_spent_after: Option<usize>,
 }
 
 /// Scans every pod of the identity's mesh that `candidate` would win once admitted.
@@ -52,7 +54,13 @@ pub fn check_selected_pods(
     let reads_other_labels =
         !path.label_keys().is_empty() || candidate.path_template().contains("label");
     let mut breakage = Breakage::default();
+    let mut budget = Budget::new(REVIEW_RENDER_STEPS);
+    let mut checked = 0;
     for pod in pods_that_may_match(candidate, view) {
+        if budget.remaining() == 0 {
+            breakage.budget_spent_after = Some(checked);
+            break;
+        }
         // Pods Kuma never injects get no SPIFFE ID from any identity, so they cannot break; the
         // cheap check comes before building the pod's dataplane labels and ranking them.
         if !is_meshed(pod, view) {
@@ -69,8 +77,9 @@ pub fn check_selected_pods(
             breakage.missing_workload.push(dataplane.display_name());
             continue;
         }
+        checked += 1;
         let outcome = if reads_other_labels {
-            render_and_check(path, trust_domain, &dataplane)
+            render_and_check(path, trust_domain, &dataplane, &mut budget)
         } else {
             let key = (
                 pod.namespace.as_str(),
@@ -79,7 +88,7 @@ pub fn check_selected_pods(
             );
             rendered
                 .entry(key)
-                .or_insert_with(|| render_and_check(path, trust_domain, &dataplane))
+                .or_insert_with(|| render_and_check(path, trust_domain, &dataplane, &mut budget))
                 .clone()
         };
         if let Err(reason) = outcome {
@@ -113,14 +122,26 @@ fn render_and_check(
     path: &Template,
     trust_domain: &str,
     dataplane: &DataplaneView,
+    budget: &mut Budget,
 ) -> Result<(), String> {
-    let rendered = render_path(path, dataplane)?;
+    let rendered = render_path_within(path, dataplane, budget)?;
     spiffe::spiffe_id(trust_domain, &rendered)
         .map(|_| ())
         .map_err(|e| format!("\"spiffe://{trust_domain}{rendered}\": {e}"))
 }
 
 fn report(breakage: &Breakage, settings: &Settings, findings: &mut Findings) {
+    if let Some(checked) = breakage.budget_spent_after {
+        let message = format!(
+            "rendering the path for the pods this identity selects takes more than {REVIEW_RENDER_STEPS} template steps (spent after {checked} pod(s)); simplify the template"
+        );
+        match settings.enforcement {
+            Enforcement::Deny => findings.invalid(PATH_FIELD, message),
+            Enforcement::Warn => findings.warn(format!(
+                "path rendering stopped after {checked} pod(s): over {REVIEW_RENDER_STEPS} template steps"
+            )),
+        }
+    }
     if !breakage.missing_workload.is_empty() {
         let pods = &breakage.missing_workload;
         let message = format!(

@@ -27,6 +27,9 @@ use kuma_identity_webhook::server::{self, routes, Listener, ServeContext};
 use kuma_identity_webhook::state::{Snapshot, StateHandle};
 use rustls::server::danger::ClientCertVerifier;
 
+/// The server's default memory for requests in flight (`serve --max-inflight-bytes`).
+pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 64 << 20;
+
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
@@ -104,11 +107,12 @@ impl TestServer {
         let tls = server::tls::server_config(Arc::new(store), options.client_auth).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let metrics = Arc::new(Metrics::new());
-        let app = routes::App {
-            state: handle.clone(),
-            settings: Arc::new(settings),
-            metrics: metrics.clone(),
-        };
+        let app = routes::App::new(
+            handle.clone(),
+            settings,
+            metrics.clone(),
+            DEFAULT_MAX_INFLIGHT_BYTES,
+        );
         let drain = Drain::new();
         let context = |listener| ServeContext {
             deadlines: options.deadlines.unwrap_or_default(),

@@ -1,0 +1,144 @@
+//! A ceiling on the memory admission requests in flight may take together.
+//!
+//! Each request reserves, before its body is read, what its body and the objects decoded from it
+//! can take: [`DECODE_EXPANSION`] times its `Content-Length`. A request that does not fit waits
+//! for others to finish, until its deadline, and is then refused; the rest go on, since a
+//! waiting large request does not hold back smaller ones that fit. One request larger than the
+//! whole ceiling is let through alone, so no valid request is refused for its size.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What a request may take in memory for each byte of its body: the body itself, and the
+/// objects decoded from it. Measured worst cases, with what decisions never read left unbuilt
+/// (crate::pruned): lists of environment variables about 23 times their JSON, label and
+/// annotation maps about 8 times, an array of numbers 20 times (30 while it grows).
+pub const DECODE_EXPANSION: usize = 32;
+
+/// The memory requests in flight share.
+#[derive(Debug)]
+pub struct InflightBudget {
+    capacity: usize,
+    used: Mutex<usize>,
+    freed: Notify,
+}
+
+/// Memory held for one request; returned when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    budget: Arc<InflightBudget>,
+    bytes: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Ok(mut used) = self.budget.used.lock() {
+            *used = used.saturating_sub(self.bytes);
+        }
+        self.budget.freed.notify_waiters();
+    }
+}
+
+impl InflightBudget {
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            capacity,
+            used: Mutex::new(0),
+            freed: Notify::new(),
+        })
+    }
+
+    /// What a request with a body of `body_bytes` reserves.
+    pub fn cost_of(&self, body_bytes: usize) -> usize {
+        body_bytes
+            .saturating_mul(DECODE_EXPANSION)
+            .min(self.capacity)
+            .max(1)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Memory reserved by requests in flight.
+    pub fn used(&self) -> usize {
+        self.used.lock().map_or(0, |used| *used)
+    }
+
+    /// Reserves `bytes` (at most the capacity), waiting until `deadline` for room; `None` when
+    /// there was none by then.
+    pub async fn reserve(self: &Arc<Self>, bytes: usize, deadline: Instant) -> Option<Reservation> {
+        let bytes = bytes.min(self.capacity);
+        loop {
+            // Registered before the check, so a release between the check and the wait is not
+            // missed.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_take(bytes) {
+                return Some(Reservation {
+                    budget: Arc::clone(self),
+                    bytes,
+                });
+            }
+            tokio::select! {
+                () = freed => {}
+                () = tokio::time::sleep_until(deadline) => return None,
+            }
+        }
+    }
+
+    fn try_take(&self, bytes: usize) -> bool {
+        let Ok(mut used) = self.used.lock() else {
+            return false;
+        };
+        if *used + bytes > self.capacity {
+            return false;
+        }
+        *used += bytes;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn requests_that_fit_go_on_while_a_large_one_waits() {
+        let budget = InflightBudget::new(100);
+        let soon = || Instant::now() + Duration::from_millis(200);
+        let first = budget.reserve(60, soon()).await.unwrap();
+        // 60 more do not fit: the request waits, then is refused.
+        let started = Instant::now();
+        assert!(budget.reserve(60, soon()).await.is_none());
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        // Small ones go on meanwhile.
+        let small = budget.reserve(30, soon()).await.unwrap();
+        assert_eq!(budget.used(), 90);
+        drop(small);
+        // A waiting request gets its room as soon as it is freed.
+        let waiter = tokio::spawn({
+            let budget = Arc::clone(&budget);
+            async move {
+                budget
+                    .reserve(80, Instant::now() + Duration::from_secs(5))
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(first);
+        let reserved = waiter.await.unwrap().unwrap();
+        assert_eq!(budget.used(), 80);
+        drop(reserved);
+        assert_eq!(budget.used(), 0);
+        // One request larger than everything runs alone rather than never.
+        let whole = budget.reserve(budget.cost_of(1000), soon()).await.unwrap();
+        assert_eq!(budget.used(), 100);
+        drop(whole);
+    }
+}
