@@ -191,9 +191,48 @@ fn time_quote(text: &str) -> String {
     quoted
 }
 
+/// A length of time as the server's flags take it: a Go duration (`5s`, `500ms`, `1m30s`) or a
+/// plain number of seconds (`5`, `0.5`). Negative lengths are refused.
+pub fn parse_flag_duration(text: &str) -> Result<std::time::Duration, String> {
+    let plain_seconds = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if plain_seconds {
+        let seconds: f64 = text
+            .parse()
+            .map_err(|_| format!("invalid number of seconds \"{text}\""))?;
+        return std::time::Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text} seconds is out of range"));
+    }
+    let nanos = parse_duration(text).map_err(|e| {
+        format!("{e} (expected a duration such as 5s or 500ms, or a number of seconds)")
+    })?;
+    let nanos = u64::try_from(nanos).map_err(|_| format!("\"{text}\" is negative"))?;
+    Ok(std::time::Duration::from_nanos(nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_durations_take_go_durations_or_seconds() {
+        use std::time::Duration;
+        let cases: &[(&str, Option<Duration>)] = &[
+            ("5s", Some(Duration::from_secs(5))),
+            ("500ms", Some(Duration::from_millis(500))),
+            ("1m30s", Some(Duration::from_secs(90))),
+            ("0", Some(Duration::ZERO)),
+            ("20", Some(Duration::from_secs(20))),
+            ("0.25", Some(Duration::from_millis(250))),
+            ("-1s", None),
+            ("", None),
+            ("5 s", None),
+            ("1.2.3", None),
+            ("soon", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_flag_duration(text).ok(), *want, "{text:?}");
+        }
+    }
 
     #[test]
     fn values() {

@@ -26,4 +26,5 @@ pub mod select;
 pub mod server;
 pub mod spiffe;
 pub mod state;
+pub mod supervise;
 pub mod validate;

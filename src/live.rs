@@ -23,6 +23,7 @@ use kube::runtime::WatchStreamExt;
 use crate::api::{string_map_at, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
 use crate::metrics::Metrics;
 use crate::state::{Snapshot, StateHandle};
+use crate::supervise::{self, supervise, Backoff};
 
 /// Changes are gathered for this long before a new snapshot is published: under pod churn that
 /// bounds the rebuild work, while a decision sees a change well within a second.
@@ -51,6 +52,16 @@ impl Resource {
         Resource::Namespaces,
         Resource::Pods,
     ];
+
+    /// The name of its watch task, for the supervisor's log and metrics.
+    fn task(self) -> &'static str {
+        match self {
+            Self::Meshes => "watch-meshes",
+            Self::MeshIdentities => "watch-meshidentities",
+            Self::Namespaces => "watch-namespaces",
+            Self::Pods => "watch-pods",
+        }
+    }
 
     /// The plural name; also the metrics label.
     pub fn plural(self) -> &'static str {
@@ -291,8 +302,10 @@ fn scopes(config: &WatchConfig) -> Vec<Scope> {
     scopes
 }
 
-/// Starts the watches and the publisher on the current runtime. The state handle gets its first
-/// snapshot once every watch has completed its initial list.
+/// Starts the watches, the publisher and the health tracker on the current runtime, each under
+/// a [`supervise`]or that restarts it if it ends; returns the supervisors, which never end on
+/// their own. The state handle gets its first snapshot once every watch has completed its
+/// initial list.
 pub fn start(
     kube_config: kube::Config,
     config: WatchConfig,
@@ -336,26 +349,51 @@ pub fn start(
             Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
             None => Api::all_with(client.clone(), &ar),
         };
-        tasks.push(tokio::spawn(run_watch(
+        let (watch_shared, watch_metrics) = (shared.clone(), metrics.clone());
+        tasks.push(tokio::spawn(supervise_watch(
             index,
             scope.resource,
-            api,
             shared.clone(),
             metrics.clone(),
+            Backoff::DEFAULT,
+            move || {
+                run_watch(
+                    index,
+                    scope.resource,
+                    api.clone(),
+                    watch_shared.clone(),
+                    watch_metrics.clone(),
+                )
+            },
         )));
     }
-    tasks.push(tokio::spawn(publish(
-        shared.clone(),
-        state.clone(),
-        metrics.clone(),
-    )));
-    tasks.push(tokio::spawn(supervise(
-        shared,
-        state,
-        metrics,
-        config.staleness_bound,
-    )));
+    let (publish_shared, publish_state) = (shared.clone(), state.clone());
+    tasks.push(supervise::spawn("publisher", &metrics, move |metrics| {
+        publish(publish_shared.clone(), publish_state.clone(), metrics)
+    }));
+    let staleness_bound = config.staleness_bound;
+    tasks.push(supervise::spawn("health", &metrics, move |metrics| {
+        keep_health(shared.clone(), state.clone(), metrics, staleness_bound)
+    }));
     Ok(tasks)
+}
+
+/// Runs the watch `run` makes for partition `index` under a supervisor. While the watch is down
+/// its data ages like a failing watch's, so readiness goes once that has lasted past the
+/// staleness bound, and comes back when the restarted watch makes progress.
+async fn supervise_watch<F, Fut>(
+    index: usize,
+    resource: Resource,
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    backoff: Backoff,
+    run: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let down = move || shared.with_health(index, |h| h.failed(Instant::now()));
+    supervise(resource.task(), metrics, backoff, run, down).await;
 }
 
 /// The watched resource and namespace scope of a watch request (`?watch=true`), from its path:
@@ -633,7 +671,7 @@ async fn publish(shared: Arc<Shared>, state: Arc<StateHandle>, metrics: Arc<Metr
 
 /// Keeps readiness honest: unready while any watch has been failing longer than the bound.
 /// Also credits watch connections that have stayed open as recovery.
-async fn supervise(
+async fn keep_health(
     shared: Arc<Shared>,
     state: Arc<StateHandle>,
     metrics: Arc<Metrics>,
@@ -712,6 +750,93 @@ mod tests {
         // Lists and single objects are not watches.
         assert_eq!(target("/api/v1/pods?limit=500"), None);
         assert_eq!(target("/api/v1/namespaces/shop?watch=true"), None);
+    }
+
+    /// A watch task that ends is restarted; while it is down the replica turns unready once the
+    /// staleness bound has passed, and it is ready again once the restarted watch progresses.
+    #[tokio::test]
+    async fn a_watch_that_ends_is_restarted_and_readiness_follows() {
+        let now = Instant::now();
+        let shared = Arc::new(Shared {
+            partitions: Mutex::new(vec![Partition {
+                scope: Scope {
+                    resource: Resource::Pods,
+                    namespace: None,
+                },
+                objects: HashMap::new(),
+                health: WatchHealth {
+                    synced: true,
+                    last_success: now,
+                    failing_since: None,
+                    last_error: None,
+                    open: None,
+                },
+            }]),
+            connections: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
+        });
+        let state = Arc::new(StateHandle::default());
+        state.set(Arc::new(Snapshot::default()));
+        let metrics = Arc::new(Metrics::new());
+        let bound = Duration::from_millis(300);
+        let health = tokio::spawn(keep_health(
+            shared.clone(),
+            state.clone(),
+            metrics.clone(),
+            bound,
+        ));
+        // The first run ends at once; the second, after the pause, progresses and stays up.
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let backoff = Backoff {
+            first: Duration::from_millis(2500),
+            ..Backoff::DEFAULT
+        };
+        let watch = {
+            let (runs, shared) = (runs.clone(), shared.clone());
+            move || {
+                let run = runs.fetch_add(1, Ordering::SeqCst);
+                let shared = shared.clone();
+                async move {
+                    if run > 0 {
+                        shared.with_health(0, |h| h.progressed(Instant::now()));
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        };
+        let supervisor = tokio::spawn(supervise_watch(
+            0,
+            Resource::Pods,
+            shared,
+            metrics.clone(),
+            backoff,
+            watch,
+        ));
+        let started = Instant::now();
+        let unready = loop {
+            if let Err(reason) = state.readiness() {
+                break reason;
+            }
+            assert!(started.elapsed() < Duration::from_secs(2), "still ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(unready.contains("pods"), "{unready}");
+        assert!(started.elapsed() >= bound);
+        while state.readiness().is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(6),
+                "not ready again"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"task_restarts_total{task="watch-pods"} 1"#),
+            "{text}"
+        );
+        supervisor.abort();
+        health.abort();
     }
 
     #[test]

@@ -31,6 +31,26 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CutLabels {
+    /// `admission` (the TLS listener) or `admin`.
+    pub listener: &'static str,
+    /// Which deadline: `handshake`, `header`, `idle`, `body` or `write`.
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// One of a fixed set of outcomes named where the metric is recorded.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    /// One of the fixed background tasks (`watch-pods`, `publisher`, `certificate-reload`, ...).
+    pub task: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -46,6 +66,13 @@ pub struct Metrics {
     pub decode_errors: Family<ResourceLabels, Counter>,
     pub snapshots_published: Counter,
     pub overloaded: Counter,
+    pub deadline_cuts: Family<CutLabels, Counter>,
+    pub tls_handshake_failures: Family<ReasonLabels, Counter>,
+    pub client_ca_reloads: Counter,
+    pub client_ca_reload_errors: Counter,
+    pub drain_requests: Family<OutcomeLabels, Counter>,
+    pub drain_connections: Family<OutcomeLabels, Counter>,
+    pub task_restarts: Family<TaskLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -152,6 +179,48 @@ impl Metrics {
             "Admission requests refused with 503 because their memory did not fit in time",
             overloaded.clone(),
         );
+        let deadline_cuts = Family::<CutLabels, Counter>::default();
+        registry.register(
+            "connection_deadline_cuts",
+            "Connections cut off or requests refused by a deadline, by listener and kind (handshake, header, idle, body, write)",
+            deadline_cuts.clone(),
+        );
+        let tls_handshake_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed (timeouts are counted as handshake deadline cuts), by reason: client_certificate, protocol, io",
+            tls_handshake_failures.clone(),
+        );
+        let client_ca_reloads = Counter::default();
+        registry.register(
+            "client_ca_reloads",
+            "Client CA bundles loaded after start-up (--client-ca)",
+            client_ca_reloads.clone(),
+        );
+        let client_ca_reload_errors = Counter::default();
+        registry.register(
+            "client_ca_reload_errors",
+            "Changed client CA files that did not load (the last good bundle stays in use)",
+            client_ca_reload_errors.clone(),
+        );
+        let drain_requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "drain_requests",
+            "Requests seen after shutdown began: answered, or abandoned when the grace period ran out",
+            drain_requests.clone(),
+        );
+        let drain_connections = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "drain_connections",
+            "Connections ended by shutdown: closed gracefully, or forced when the grace period ran out",
+            drain_connections.clone(),
+        );
+        let task_restarts = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "task_restarts",
+            "Background tasks that ended (returned or panicked) and were restarted",
+            task_restarts.clone(),
+        );
         Self {
             registry,
             overloaded,
@@ -167,7 +236,42 @@ impl Metrics {
             watch_restarts,
             decode_errors,
             snapshots_published,
+            deadline_cuts,
+            tls_handshake_failures,
+            client_ca_reloads,
+            client_ca_reload_errors,
+            drain_requests,
+            drain_connections,
+            task_restarts,
         }
+    }
+
+    pub fn deadline_cut(&self, listener: &'static str, kind: &'static str) {
+        self.deadline_cuts
+            .get_or_create(&CutLabels { listener, kind })
+            .inc();
+    }
+
+    pub fn tls_handshake_failed(&self, reason: &'static str) {
+        self.tls_handshake_failures
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn drained_requests(&self, outcome: &'static str, count: u64) {
+        self.drain_requests
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(count);
+    }
+
+    pub fn drained_connections(&self, outcome: &'static str, count: u64) {
+        self.drain_connections
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(count);
+    }
+
+    pub fn task_restarted(&self, task: &'static str) {
+        self.task_restarts.get_or_create(&TaskLabels { task }).inc();
     }
 
     pub fn observe(&self, path: &'static str, outcome: &'static str, seconds: f64) {

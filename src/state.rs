@@ -271,6 +271,8 @@ pub struct StateHandle {
     current: std::sync::RwLock<Option<Arc<dyn ClusterView>>>,
     /// Set while the source of the state is known to be stale (a watch failing too long).
     unready: std::sync::RwLock<Option<String>>,
+    /// Set once the server is shutting down; never cleared.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl StateHandle {
@@ -292,8 +294,19 @@ impl StateHandle {
         }
     }
 
-    /// `Ok` when a state is loaded and not known to be stale, else why not.
+    /// Turns the server unready for good: it is shutting down, and endpoints must stop sending
+    /// it requests (it keeps answering those that still come while the drain lasts).
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `Ok` when a state is loaded, not known to be stale, and the server is not shutting down;
+    /// else why not.
     pub fn readiness(&self) -> Result<(), String> {
+        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("shutting down".to_owned());
+        }
         if self.get().is_none() {
             return Err("cluster state not loaded".to_owned());
         }

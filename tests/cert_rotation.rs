@@ -18,8 +18,9 @@ use rustls::pki_types::CertificateDer;
 use kuma_identity_webhook::certs::{self, GeneratedPair};
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::metrics::Metrics;
+use kuma_identity_webhook::server::drain::Drain;
 use kuma_identity_webhook::server::reload::CertStore;
-use kuma_identity_webhook::server::{self, routes, tls};
+use kuma_identity_webhook::server::{self, routes, tls, Listener, ServeContext};
 use kuma_identity_webhook::state::StateHandle;
 use support::tempdir;
 
@@ -154,8 +155,9 @@ async fn rotation_in_place_by_symlink_flip_and_half_written() {
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(server::serve_tls(
         listener,
-        tls::server_config(store.clone()).unwrap(),
+        tls::server_config(store.clone(), None).unwrap(),
         routes::admission_router(app),
+        ServeContext::new(Listener::Admission, Drain::new(), metrics.clone()),
     ));
     let watcher = tokio::spawn(store.clone().watch(metrics.clone()));
     assert_eq!(presented(addr, &roots).await, leaf_der(&pairs[0].cert_pem));

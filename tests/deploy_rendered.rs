@@ -8,12 +8,14 @@
 mod support;
 
 use std::path::Path;
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
 
+use kuma_identity_webhook::duration::parse_flag_duration;
 use support::kustomize::render;
-use support::{repo_path, tempdir};
+use support::{json_strings, repo_path, tempdir};
 
 const NAMESPACE: &str = "kuma-system";
 const CLUSTER_SCOPED: [&str; 5] = [
@@ -97,6 +99,24 @@ fn check_install(name: &str, objects: &[Value]) -> String {
             );
         }
     }
+
+    // The kubelet waits out the whole drain (delay, then grace) before it kills the container.
+    let args = json_strings(&container["args"]);
+    let flag = |name: &str| {
+        let prefix = format!("--{name}=");
+        let value = args.iter().find_map(|arg| arg.strip_prefix(&prefix));
+        parse_flag_duration(value.unwrap_or_else(|| panic!("{name}: --{name} not set"))).unwrap()
+    };
+    let drain = flag("shutdown-delay") + flag("shutdown-grace");
+    let patience = Duration::from_secs(
+        pod["spec"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .unwrap(),
+    );
+    assert!(
+        patience >= drain + Duration::from_secs(5),
+        "{name}: terminationGracePeriodSeconds {patience:?} does not cover a {drain:?} drain with margin"
+    );
 
     let pdb = find(objects, "PodDisruptionBudget");
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
@@ -213,6 +233,115 @@ fn dev_overlay_trusts_the_ca_that_certs_wrote() {
         }
     }
     assert_eq!(hooks, 4);
+}
+
+/// The NetworkPolicy component, added to an install overlay as the README says: the install
+/// still checks out, and the policy selects the webhook's pods and admits ingress only to the
+/// admission port (from an address block: the API server) and the admin port (from the metrics
+/// scraper's pods).
+#[test]
+fn network_policy_admits_only_the_api_server_and_the_scraper_to_their_ports() {
+    let Some(objects) = render_with_components("cert-manager", &["network-policy"]) else {
+        return;
+    };
+    check_install("cert-manager with network-policy", &objects);
+
+    let policy = find(&objects, "NetworkPolicy");
+    let pod = &find(&objects, "Deployment")["spec"]["template"];
+    for (key, value) in policy["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(
+            &pod["metadata"]["labels"][key], value,
+            "the policy selects the pods"
+        );
+    }
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    // Container ports by name and number, so a rule may name either.
+    let ports = pod["spec"]["containers"][0]["ports"].as_array().unwrap();
+    let port_number = |port: &Value| match port.as_u64() {
+        Some(number) => number,
+        None => ports
+            .iter()
+            .find(|p| p["name"] == *port)
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap_or_else(|| panic!("no container port {port}")),
+    };
+    let mut admitted = Vec::new();
+    for rule in policy["spec"]["ingress"].as_array().unwrap() {
+        let sources = rule["from"]
+            .as_array()
+            .expect("a rule without sources admits anyone");
+        let rule_ports = rule["ports"]
+            .as_array()
+            .expect("a rule without ports admits all");
+        for port in rule_ports {
+            assert_eq!(port["protocol"], "TCP");
+            let number = port_number(&port["port"]);
+            let from_addresses = sources.iter().all(|s| !s["ipBlock"]["cidr"].is_null());
+            let from_pods = sources
+                .iter()
+                .all(|s| !s["namespaceSelector"].is_null() && !s["podSelector"].is_null());
+            admitted.push((number, from_addresses, from_pods));
+        }
+    }
+    admitted.sort();
+    assert_eq!(
+        admitted,
+        [(8443, true, false), (9090, false, true)],
+        "admission port from the API server's addresses, metrics from the scraper's pods"
+    );
+}
+
+/// The client-CA component, added to an install overlay: the flag points into the mounted
+/// ConfigMap the README has the user create.
+#[test]
+fn client_ca_component_mounts_the_ca_where_the_flag_points() {
+    let Some(objects) = render_with_components("cert-manager", &["client-ca"]) else {
+        return;
+    };
+    check_install("cert-manager with client-ca", &objects);
+    let pod = &find(&objects, "Deployment")["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let ca = json_strings(&container["args"])
+        .into_iter()
+        .find_map(|arg| arg.strip_prefix("--client-ca=").map(str::to_owned))
+        .expect("no --client-ca");
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| ca.starts_with(m["mountPath"].as_str().unwrap()))
+        .expect("the client CA is not under any mount");
+    assert_eq!(mount["readOnly"], true);
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert_eq!(
+        volume["configMap"]["name"],
+        "kuma-identity-webhook-client-ca"
+    );
+    let file = ca.rsplit('/').next().unwrap();
+    assert_eq!(file, "ca.crt", "the key the README's ConfigMap has");
+}
+
+/// `overlay` rendered with `components` added, as the README tells users to add them (in a
+/// copy of deploy/, so the repository's files stay as they are).
+fn render_with_components(overlay: &str, components: &[&str]) -> Option<Vec<Value>> {
+    let copy = tempdir().join("deploy");
+    copy_tree(&repo_path("deploy"), &copy);
+    let file = copy.join(format!("overlays/{overlay}/kustomization.yaml"));
+    let mut kustomization = std::fs::read_to_string(&file).unwrap();
+    kustomization.push_str("components:\n");
+    for component in components {
+        kustomization.push_str(&format!("- ../{component}\n"));
+    }
+    std::fs::write(&file, kustomization).unwrap();
+    render(&copy.join(format!("overlays/{overlay}")))
 }
 
 fn copy_tree(from: &Path, to: &Path) {

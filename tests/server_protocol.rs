@@ -13,9 +13,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::server::routes::{BODY_READ_TIMEOUT, MAX_BODY_BYTES};
 use kuma_identity_webhook::server::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT};
+use support::raw::{
+    assert_cut_off_at, h2_healthz, h2_idle, h2_preface, time_until_closed, PATIENCE,
+};
 use support::{
-    example_state, meshidentity_review as review, read_http1_response, TestServer,
-    MESHIDENTITY_PATH as MESHIDENTITY,
+    example_state, expect_http1_response, meshidentity_review as review, read_http1_response,
+    TestServer, MESHIDENTITY_PATH as MESHIDENTITY,
 };
 
 async fn still_serving(server: &TestServer) {
@@ -89,6 +92,7 @@ async fn bodies_up_to_the_limit_are_read_and_larger_ones_get_413() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 413);
+    assert_eq!(response.headers()["connection"], "close");
     // Refused before any decision, but counted: an operator sees clients hitting the limit.
     let metrics = server.metrics.encode();
     assert!(
@@ -161,167 +165,6 @@ async fn garbage_tls_and_silent_clients_do_not_stop_the_server() {
     still_serving(&server).await;
 }
 
-/// Opens a TLS connection by hand, offering only `alpn`, so the test controls every byte.
-async fn tls_connect(
-    server: &TestServer,
-    alpn: &[u8],
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(server.ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config =
-        rustls::ClientConfig::builder_with_provider(kuma_identity_webhook::server::tls::provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let tls = connector
-        .connect("localhost".try_into().unwrap(), tcp)
-        .await
-        .unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
-    tls
-}
-
-use rustls::pki_types::pem::PemObject;
-
-type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
-
-/// Longest the tests wait for a deadline to act: the deadline plus slack for a loaded machine.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Asserts that something cut off after `elapsed` was cut off by a deadline of `deadline`, not
-/// much earlier or later (a loaded 2-core machine runs late, never early).
-fn assert_cut_off_at(what: &str, elapsed: Duration, deadline: Duration) {
-    assert!(
-        elapsed + Duration::from_secs(1) >= deadline
-            && elapsed <= deadline + Duration::from_secs(4),
-        "{what}: cut off after {elapsed:?}, deadline {deadline:?}"
-    );
-}
-
-/// Reads until the peer closes the connection (or resets it) and returns how long that took;
-/// fails if it is still open after [`PATIENCE`].
-async fn time_until_closed<R: tokio::io::AsyncRead + Unpin>(
-    what: &str,
-    stream: &mut R,
-) -> Duration {
-    let started = std::time::Instant::now();
-    let mut sink = Vec::new();
-    let read = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut sink)).await;
-    assert!(
-        read.is_ok(),
-        "{what}: connection still open after {PATIENCE:?}"
-    );
-    started.elapsed()
-}
-
-// A minimal HTTP/2 client, byte by byte, so the tests can stop anywhere in the protocol.
-
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const H2_HEADERS: u8 = 0x1;
-const H2_SETTINGS: u8 = 0x4;
-const H2_PING: u8 = 0x6;
-const H2_GOAWAY: u8 = 0x7;
-const H2_ACK: u8 = 0x1;
-const H2_END_STREAM_AND_HEADERS: u8 = 0x5;
-
-fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
-    let mut frame = vec![len[1], len[2], len[3], kind, flags];
-    frame.extend_from_slice(&stream.to_be_bytes());
-    frame.extend_from_slice(payload);
-    frame
-}
-
-/// The client preface and an empty SETTINGS frame: everything before a first request.
-fn h2_preface() -> Vec<u8> {
-    let mut bytes = H2_PREFACE.to_vec();
-    bytes.extend(h2_frame(H2_SETTINGS, 0, 0, &[]));
-    bytes
-}
-
-/// `GET path` on `stream`, HPACK-encoded with the static table and plain literals.
-fn h2_get(stream: u32, path: &str) -> Vec<u8> {
-    // :method GET and :scheme https are static-table entries 2 and 7.
-    let mut block = vec![0x82, 0x87];
-    // Literals without indexing, named by static-table entries 4 (:path) and 1 (:authority).
-    for (name, value) in [(4u8, path), (1, "localhost")] {
-        block.push(name);
-        block.push(u8::try_from(value.len()).unwrap());
-        block.extend_from_slice(value.as_bytes());
-    }
-    h2_frame(H2_HEADERS, H2_END_STREAM_AND_HEADERS, stream, &block)
-}
-
-struct H2Frame {
-    kind: u8,
-    flags: u8,
-    stream: u32,
-    payload: Vec<u8>,
-}
-
-/// Reads one frame, answering the server's SETTINGS and PINGs as a live client would; `None`
-/// once the connection is closed.
-async fn h2_read(tls: &mut Tls) -> Option<H2Frame> {
-    let mut head = [0u8; 9];
-    tls.read_exact(&mut head).await.ok()?;
-    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-    let mut payload = vec![0; len];
-    tls.read_exact(&mut payload).await.ok()?;
-    let frame = H2Frame {
-        kind: head[3],
-        flags: head[4],
-        stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
-        payload,
-    };
-    if frame.flags & H2_ACK == 0 {
-        // A SETTINGS acknowledgement is empty; a PING one echoes the payload.
-        let ack = match frame.kind {
-            H2_SETTINGS => Some(h2_frame(H2_SETTINGS, H2_ACK, 0, &[])),
-            H2_PING => Some(h2_frame(H2_PING, H2_ACK, 0, &frame.payload)),
-            _ => None,
-        };
-        if let Some(ack) = ack {
-            tls.write_all(&ack).await.ok()?;
-        }
-    }
-    Some(frame)
-}
-
-/// Sends `GET /healthz` on `stream` and asserts it is answered 200.
-async fn h2_healthz(tls: &mut Tls, stream: u32) {
-    tls.write_all(&h2_get(stream, "/healthz")).await.unwrap();
-    let answered = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            let frame = h2_read(tls).await.expect("closed before the response");
-            if frame.kind == H2_HEADERS && frame.stream == stream {
-                return frame.payload;
-            }
-        }
-    });
-    let block = answered.await.unwrap();
-    // :status 200 is static-table entry 8.
-    assert_eq!(block.first(), Some(&0x88), "stream {stream}: {block:?}");
-}
-
-/// Keeps a connection idle for `duration`, answering PINGs; says how it ended early, if it did.
-async fn h2_idle(tls: &mut Tls, duration: Duration) -> Result<(), &'static str> {
-    let until = tokio::time::Instant::now() + duration;
-    loop {
-        match tokio::time::timeout_at(until, h2_read(tls)).await {
-            Err(_) => return Ok(()),
-            Ok(None) => return Err("closed"),
-            Ok(Some(frame)) if frame.kind == H2_GOAWAY => return Err("GOAWAY"),
-            Ok(Some(_)) => {}
-        }
-    }
-}
-
 /// The TLS handshake deadline: a client that connects and says nothing is dropped.
 async fn a_silent_tcp_client_is_closed_at_the_handshake_timeout(server: &TestServer) {
     let mut silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -330,7 +173,7 @@ async fn a_silent_tcp_client_is_closed_at_the_handshake_timeout(server: &TestSer
 }
 
 async fn a_slow_request_head_is_cut_off_at_the_header_timeout(server: &TestServer) {
-    let mut tls = tls_connect(server, b"http/1.1").await;
+    let mut tls = server.tls(b"http/1.1").await;
     tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
         .await
         .unwrap();
@@ -349,7 +192,7 @@ async fn an_h2_connection_without_a_request_is_closed_at_the_header_timeout(
     } else {
         "silent h2"
     };
-    let mut tls = tls_connect(server, b"h2").await;
+    let mut tls = server.tls(b"h2").await;
     if send_preface {
         tls.write_all(&h2_preface()).await.unwrap();
     }
@@ -359,7 +202,7 @@ async fn an_h2_connection_without_a_request_is_closed_at_the_header_timeout(
 
 /// ... while one that made a request is idle, not slow, and outlives the header timeout.
 async fn an_h2_connection_that_made_a_request_outlives_the_header_timeout(server: &TestServer) {
-    let mut tls = tls_connect(server, b"h2").await;
+    let mut tls = server.tls(b"h2").await;
     tls.write_all(&h2_preface()).await.unwrap();
     h2_healthz(&mut tls, 1).await;
     let idle = h2_idle(&mut tls, HEADER_TIMEOUT + Duration::from_secs(2)).await;
@@ -375,7 +218,7 @@ async fn an_expect_100_continue_request_keeps_its_connection(server: &TestServer
         "metadata": {"name": "x", "namespace": "kuma-system"}, "spec": {}
     })))
     .unwrap();
-    let mut tls = tls_connect(server, b"http/1.1").await;
+    let mut tls = server.tls(b"http/1.1").await;
     let head = format!(
         "POST {MESHIDENTITY}?timeout=10s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         body.len()
@@ -406,17 +249,15 @@ async fn an_expect_100_continue_request_keeps_its_connection(server: &TestServer
     tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(5), read_http1_response(&mut tls))
-        .await
-        .unwrap()
-        .expect("the connection after a 100-continue request was closed while idle");
+    let what = "the connection after a 100-continue request, idle";
+    let response = expect_http1_response(&mut tls, what).await;
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
 }
 
 /// A client trickling a review body, a byte a second, is answered 408 at the body timeout and
 /// the connection closed.
 async fn a_trickled_body_gets_408_at_the_body_timeout(server: &TestServer) {
-    let tls = tls_connect(server, b"http/1.1").await;
+    let tls = server.tls(b"http/1.1").await;
     let (mut read, mut write) = tokio::io::split(tls);
     let head = format!(
         "POST {MESHIDENTITY}?timeout=10s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
@@ -437,6 +278,7 @@ async fn a_trickled_body_gets_408_at_the_body_timeout(server: &TestServer) {
         .expect("closed without an answer");
     assert_cut_off_at("trickled body", started.elapsed(), BODY_READ_TIMEOUT);
     assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
+    assert!(response.contains("\r\nconnection: close\r\n"), "{response}");
     let closed = time_until_closed("after 408", &mut read).await;
     assert!(closed < Duration::from_secs(2), "open {closed:?} after 408");
     trickle.abort();
@@ -465,7 +307,7 @@ async fn connection_deadlines_cut_off_slow_clients_and_keep_idle_ones() {
 #[ignore]
 async fn an_idle_keep_alive_connection_is_reused_after_95_seconds() {
     let server = TestServer::start(Some(example_state()), Settings::default()).await;
-    let mut tls = tls_connect(&server, b"http/1.1").await;
+    let mut tls = server.tls(b"http/1.1").await;
     let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
     for round in 0..2 {
         tls.write_all(request).await.unwrap();
@@ -489,7 +331,7 @@ async fn an_idle_keep_alive_connection_is_reused_after_95_seconds() {
 #[ignore]
 async fn an_idle_h2_connection_is_reused_after_95_seconds_then_closed_at_the_idle_timeout() {
     let server = TestServer::start(Some(example_state()), Settings::default()).await;
-    let mut tls = tls_connect(&server, b"h2").await;
+    let mut tls = server.tls(b"h2").await;
     tls.write_all(&h2_preface()).await.unwrap();
     h2_healthz(&mut tls, 1).await;
     assert_eq!(h2_idle(&mut tls, Duration::from_secs(95)).await, Ok(()));

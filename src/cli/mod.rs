@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the admission webhooks over HTTPS.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Decide manifests offline, printing what `kubectl apply --dry-run=server` would.
     Check(check::CheckArgs),
     /// Print manifests with the SPIRE agent socket injected, as the mutating webhook would.
@@ -144,7 +144,7 @@ pub fn run() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Check(args) => check::run(args),
         Command::Inject(args) => inject::run(args),
         Command::Explain(args) => explain::run(args),

@@ -4,17 +4,23 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 
 use kuma_identity_webhook::certs;
+use kuma_identity_webhook::duration::parse_flag_duration;
 use kuma_identity_webhook::live;
 use kuma_identity_webhook::metrics::Metrics;
+use kuma_identity_webhook::server::client_auth::ClientCa;
+use kuma_identity_webhook::server::drain::Drain;
 use kuma_identity_webhook::server::reload::CertStore;
-use kuma_identity_webhook::server::{self, routes, tls};
+use kuma_identity_webhook::server::{self, routes, tls, Listener, ServeContext};
 use kuma_identity_webhook::state::{Snapshot, StateHandle};
+use kuma_identity_webhook::supervise;
 
 use super::logging::init_logging;
 use super::{DecisionArgs, LogFormat};
@@ -56,6 +62,18 @@ pub struct ServeArgs {
     /// Turn unready when a watch has been failing for longer than this many seconds.
     #[arg(long, env = "KIW_STALENESS_SECONDS", default_value_t = 120)]
     staleness_seconds: u64,
+    /// PEM CA bundle: when given, clients of the HTTPS listener must present a certificate
+    /// signed by one of its CAs. Re-read every 2 s.
+    #[arg(long, env = "KIW_CLIENT_CA")]
+    client_ca: Option<PathBuf>,
+    /// On SIGTERM or Ctrl-C, how long to keep accepting and answering (with /readyz 503) while
+    /// the endpoint removal reaches kube-apiserver: a duration (`5s`, `500ms`) or seconds.
+    #[arg(long, env = "KIW_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_flag_duration)]
+    shutdown_delay: Duration,
+    /// After the delay, how long requests still in flight get to finish before their
+    /// connections are closed: a duration (`20s`) or seconds.
+    #[arg(long, env = "KIW_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_flag_duration)]
+    shutdown_grace: Duration,
     /// Log format.
     #[arg(long, env = "KIW_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -84,7 +102,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args)) {
+    let outcome = runtime.block_on(serve(args));
+    // Whatever still runs (connections past the grace period, the watches) is dropped without
+    // waiting for it.
+    runtime.shutdown_background();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "server stopped");
@@ -94,6 +116,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Installed first, so a signal during start-up is a shutdown like any other.
+    let mut signals = ShutdownSignals::install().context("installing signal handlers")?;
     if args.dev {
         let names = certs::serving_names(&args.service_name, &args.service_namespace);
         if let Some(ca) = certs::ensure_dev_pair(&args.tls_cert, &args.tls_key, &names)? {
@@ -101,12 +125,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let cert_store = Arc::new(CertStore::load(&args.tls_cert, &args.tls_key)?);
-    let tls_config = tls::server_config(cert_store.clone())?;
+    let client_ca = match &args.client_ca {
+        Some(path) => Some(Arc::new(ClientCa::load(path)?)),
+        None => None,
+    };
+    let tls_config =
+        tls::server_config(cert_store.clone(), client_ca.clone().map(|ca| ca as Arc<_>))?;
     let state = Arc::new(StateHandle::default());
+    let metrics = Arc::new(Metrics::new());
     let app = routes::App::new(
         state.clone(),
         args.decisions.settings(),
-        Arc::new(Metrics::new()),
+        metrics.clone(),
         args.max_inflight_bytes,
     );
     let listener = TcpListener::bind(args.listen)
@@ -115,8 +145,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let admin = TcpListener::bind(args.admin_listen)
         .await
         .with_context(|| format!("binding {}", args.admin_listen))?;
-    tracing::info!(listen = %listener.local_addr()?, admin = %admin.local_addr()?, "serving");
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        admin = %admin.local_addr()?,
+        client_auth = client_ca.is_some(),
+        "serving"
+    );
 
+    // Supervisors of the background tasks; none of them ends unless something is badly wrong.
+    let mut background: Vec<JoinHandle<()>> = Vec::new();
     match &args.cluster_state {
         Some(path) => {
             let snapshot = Snapshot::load(path)?;
@@ -136,38 +173,111 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let config = live::WatchConfig {
                 system_namespace: app.settings.system_namespace.clone(),
                 pod_namespaces: args.watch_namespaces.clone(),
-                staleness_bound: std::time::Duration::from_secs(args.staleness_seconds),
+                staleness_bound: Duration::from_secs(args.staleness_seconds),
             };
-            live::start(kube_config, config, state.clone(), app.metrics.clone())
-                .context("creating the Kubernetes client")?;
+            background.extend(
+                live::start(kube_config, config, state.clone(), metrics.clone())
+                    .context("creating the Kubernetes client")?,
+            );
             tracing::info!("watching the Kubernetes API; ready once every resource is listed");
         }
     }
-
-    tokio::spawn(cert_store.watch(app.metrics.clone()));
-    let admission = server::serve_tls(listener, tls_config, routes::admission_router(app.clone()));
-    let admin = server::serve_admin(admin, routes::admin_router(app));
-    tokio::select! {
-        result = admission => result.context("admission listener")?,
-        result = admin => result.context("admin listener")?,
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+    background.push(supervise::spawn(
+        "certificate-reload",
+        &metrics,
+        move |metrics| cert_store.clone().watch(metrics),
+    ));
+    if let Some(client_ca) = client_ca {
+        background.push(supervise::spawn(
+            "client-ca-reload",
+            &metrics,
+            move |metrics| client_ca.clone().watch(metrics),
+        ));
     }
-    Ok(())
-}
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-            return;
+    let drain = Drain::new();
+    let context = |listener| ServeContext::new(listener, drain.clone(), metrics.clone());
+    let mut admission = tokio::spawn(server::serve_tls(
+        listener,
+        tls_config,
+        routes::admission_router(app.clone()),
+        context(Listener::Admission),
+    ));
+    let mut admin = tokio::spawn(server::serve_admin(
+        admin,
+        routes::admin_router(app),
+        context(Listener::Admin),
+    ));
+    tokio::select! {
+        ended = &mut admission => return Err(listener_ended("admission", ended)),
+        ended = &mut admin => return Err(listener_ended("admin", ended)),
+        () = first_to_end(&mut background) => anyhow::bail!("a background task supervisor stopped"),
+        signal = signals.next() => tracing::info!(signal, "shutdown requested"),
+    }
+    state.start_draining();
+    tokio::select! {
+        _ = drain.run(args.shutdown_delay, args.shutdown_grace, &metrics) => Ok(()),
+        signal = signals.next() => {
+            anyhow::bail!("{signal} received during the drain; exiting without finishing it")
         }
     }
-    let _ = ctrl_c.await;
+}
+
+/// Why a listener task ended before any shutdown: it only ends on its own by failing.
+fn listener_ended(
+    which: &str,
+    ended: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> anyhow::Error {
+    match ended {
+        Ok(Err(e)) => anyhow::Error::new(e).context(format!("{which} listener")),
+        Ok(Ok(())) => anyhow::anyhow!("{which} listener stopped"),
+        Err(e) => anyhow::anyhow!("{which} listener task failed: {e}"),
+    }
+}
+
+/// Resolves when the first of `tasks` ends; never when there are none.
+async fn first_to_end(tasks: &mut [JoinHandle<()>]) {
+    if tasks.is_empty() {
+        std::future::pending::<()>().await;
+    }
+    let _ = futures::future::select_all(tasks.iter_mut()).await;
+}
+
+/// SIGTERM (what the kubelet sends) and SIGINT (Ctrl-C), as they arrive.
+struct ShutdownSignals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next signal's name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.terminate.recv() => "SIGTERM",
+                _ = self.interrupt.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
 }

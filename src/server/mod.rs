@@ -1,28 +1,31 @@
-//! The HTTPS admission listener and the plain-HTTP admin listener.
+//! The HTTPS admission listener and the plain-HTTP admin listener. Both run the same
+//! connection handling: deadlines on every phase of a connection, and the drain on shutdown.
 
+pub mod client_auth;
+mod connection;
 pub mod deadline;
+pub mod drain;
+mod head;
 pub mod inflight;
 pub mod intake;
 pub mod reload;
 pub mod routes;
 pub mod tls;
+mod write_deadline;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::Router;
-use hyper::server::conn::{http1, http2};
-use hyper::service::Service as _;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use deadline::{DeadlineIo, Deadlines};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::metrics::Metrics;
+use deadline::{Cut, CutRecorder, Deadlines};
+use drain::Drain;
 
 /// A client gets this long to finish its TLS handshake; a half-open handshake otherwise pins a
 /// task and a socket.
@@ -33,162 +36,137 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle keep-alive connections are kept this long. kube-apiserver keeps idle webhook connections
 /// for up to 90 s and reuses them; closing sooner races its next request into a reset.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// hyper's own header timer also runs while a connection is idle, so it is set past the idle
-/// timeout; [`DeadlineIo`] enforces the real header and idle deadlines.
-const HYPER_HEADER_TIMEOUT: Duration = Duration::from_secs(130);
-/// HTTP/2 connections are probed with PINGs at this interval so dead peers are noticed.
-const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-/// After an idle HTTP/2 connection is sent GOAWAY, a request that crossed it on the wire gets
-/// this long to be answered before the connection is dropped; our handlers answer in
-/// milliseconds, so this only bounds a peer that stops reading.
-const H2_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A write that makes no progress for this long fails and ends its connection. kube-apiserver
+/// reads a webhook's answer as it arrives and gives a call at most 30 s in all (the deployed
+/// webhooks 5 s and 3 s), so a response that has not moved for 10 s belongs to a call nobody
+/// waits for any more; without the deadline a client that stops reading holds its connection,
+/// task and buffered responses for ever. The clock runs only while a write waits, so a slow
+/// reader that keeps reading is never cut.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `router` over TLS on `listener` until the task is dropped. Each connection runs in its
-/// own task; a failing connection never affects the others.
+/// Which listener a connection came in on; the `listener` metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The HTTPS listener (`--listen`).
+    Admission,
+    /// The plain-HTTP health and metrics listener (`--admin-listen`).
+    Admin,
+}
+
+impl Listener {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admission => "admission",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// What every connection of a listener shares.
+#[derive(Clone)]
+pub struct ServeContext {
+    pub listener: Listener,
+    pub deadlines: Deadlines,
+    pub drain: Arc<Drain>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl ServeContext {
+    /// A listener with the production deadlines, following `drain`.
+    pub fn new(listener: Listener, drain: Arc<Drain>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            listener,
+            deadlines: Deadlines::default(),
+            drain,
+            metrics,
+        }
+    }
+
+    /// Counts a deadline cut of this listener.
+    fn cut(&self, cut: Cut) {
+        self.metrics
+            .deadline_cut(self.listener.as_str(), cut.as_str());
+    }
+
+    fn cut_recorder(&self) -> CutRecorder {
+        let context = self.clone();
+        Arc::new(move |cut| context.cut(cut))
+    }
+}
+
+/// Serves `router` over TLS on `listener` until its drain closes (or the task is dropped).
+/// Each connection runs in its own task; a failing connection never affects the others.
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,
+    context: ServeContext,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
+    accept(listener, &context, move |tcp, peer, context| {
+        connection::serve_tls(acceptor.clone(), tcp, peer, router.clone(), context)
+    })
+    .await
+}
+
+/// Serves the admin router over plain HTTP/1.1, under the same deadlines and drain as the
+/// admission listener.
+pub async fn serve_admin(
+    listener: TcpListener,
+    router: Router,
+    context: ServeContext,
+) -> std::io::Result<()> {
+    accept(listener, &context, move |tcp, peer, context| {
+        connection::serve_plain(tcp, peer, router.clone(), context)
+    })
+    .await
+}
+
+/// Accepts connections and runs `serve` on each in its own task, until the drain's closing
+/// phase; then takes what the kernel has already accepted and stops.
+async fn accept<F, Fut>(
+    listener: TcpListener,
+    context: &ServeContext,
+    serve: F,
+) -> std::io::Result<()>
+where
+    F: Fn(TcpStream, SocketAddr, ServeContext) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let _accepting = context.drain.listener_open();
+    let mut phase = context.drain.subscribe();
+    let spawn = |tcp, peer| {
+        let open = context.drain.connection_open();
+        let connection = serve(tcp, peer, context.clone());
+        tokio::spawn(async move {
+            connection.await;
+            drop(open);
+        });
+    };
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = drain::closing(&mut phase) => break,
+        };
+        match accepted {
+            Ok((tcp, peer)) => spawn(tcp, peer),
             Err(e) => {
                 // Running out of file descriptors and similar are transient; back off a little.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            serve_connection(acceptor, tcp, peer, router).await;
-        });
-    }
-}
-
-async fn serve_connection(
-    acceptor: TlsAcceptor,
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
-    router: Router,
-) {
-    let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-            return;
         }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
-    let deadlines = Deadlines {
-        header: HEADER_TIMEOUT,
-        idle: IDLE_TIMEOUT,
-    };
-    // The protocol follows ALPN alone: HTTP/2 over TLS must be negotiated that way (RFC 9113
-    // §3.2), and sniffing the first bytes instead would leave a client that negotiated h2 and
-    // then sent nothing waiting in the sniffer, outside every deadline.
-    let result = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-        serve_h2(tls, router, deadlines).await
-    } else {
-        serve_http1(DeadlineIo::new(tls, deadlines), router).await
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
-}
-
-async fn serve_http1<I>(io: I, router: Router) -> Result<(), BoxError>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    http1::Builder::new()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .header_read_timeout(HYPER_HEADER_TIMEOUT)
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(router))
-        .await?;
+    // The kernel has completed the handshakes of connections still in the accept queue, and
+    // their clients may have sent requests on them: closing the listener would reset them, so
+    // they are taken and answered (each one request, with `Connection: close`).
+    while let Some(Ok((tcp, peer))) = std::future::poll_fn(|cx| match listener.poll_accept(cx) {
+        Poll::Ready(accepted) => Poll::Ready(Some(accepted)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
+    {
+        spawn(tcp, peer);
+    }
     Ok(())
-}
-
-/// Serves HTTP/2 under the same deadlines as HTTP/1.1, counted in whole requests because the
-/// framing is binary: the first request must arrive within `deadlines.header` of the handshake
-/// (else the connection is dropped), and a connection with no request in flight for
-/// `deadlines.idle` is sent GOAWAY. hyper has no header timeout for HTTP/2, and its PINGs only
-/// notice dead peers, not live ones that never send a request. A stream whose headers stall
-/// after the first request is bounded by the idle deadline: a stalled header block blocks the
-/// whole connection, so only that client is held up.
-async fn serve_h2<I>(io: I, router: Router, deadlines: Deadlines) -> Result<(), BoxError>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    // Requests in flight on this connection; every change (a request arriving or finishing)
-    // wakes the watchdog below and restarts its timer.
-    let (in_flight, mut activity) = watch::channel(0usize);
-    let in_flight = Arc::new(in_flight);
-    // Held here as well so `changed()` never reports a closed channel while we wait.
-    let _sender = Arc::clone(&in_flight);
-    let tower = TowerToHyperService::new(router);
-    let service = hyper::service::service_fn(move |request| {
-        let guard = InFlight::enter(Arc::clone(&in_flight));
-        let call = tower.call(request);
-        async move {
-            let _guard = guard;
-            call.await
-        }
-    });
-    let connection = http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
-        .serve_connection(TokioIo::new(io), service);
-    tokio::pin!(connection);
-    let mut served_any = false;
-    loop {
-        let quiet = if served_any {
-            deadlines.idle
-        } else {
-            deadlines.header
-        };
-        let busy = *activity.borrow_and_update() > 0;
-        tokio::select! {
-            result = connection.as_mut() => return Ok(result?),
-            _ = activity.changed() => served_any = true,
-            () = tokio::time::sleep(quiet), if !busy => break,
-        }
-    }
-    if !served_any {
-        return Err("HTTP/2 connection sent no request within the header timeout".into());
-    }
-    connection.as_mut().graceful_shutdown();
-    match tokio::time::timeout(H2_SHUTDOWN_GRACE, connection).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err("HTTP/2 connection did not close after GOAWAY".into()),
-    }
-}
-
-/// Counts one request in flight for as long as it lives.
-struct InFlight(Arc<watch::Sender<usize>>);
-
-impl InFlight {
-    fn enter(count: Arc<watch::Sender<usize>>) -> Self {
-        count.send_modify(|n| *n += 1);
-        Self(count)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
-}
-
-/// Serves the admin router over plain HTTP.
-pub async fn serve_admin(listener: TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router).await
 }

@@ -1,4 +1,5 @@
-//! Serving-certificate rotation without restarts.
+//! Serving-certificate rotation without restarts (the client CA of [`super::client_auth`] is
+//! reloaded the same way).
 //!
 //! The TLS configuration asks [`CertStore`] for the certificate on every handshake, and a poller
 //! re-reads the files every [`POLL_INTERVAL`]. Reading by path follows symlinks, so both in-place
@@ -88,28 +89,52 @@ impl CertStore {
     /// Polls the files until the task is dropped, recording reloads and failures.
     pub async fn watch(self: Arc<Self>, metrics: Arc<Metrics>) {
         self.record_expiry(&metrics);
-        let mut ticker = tokio::time::interval(POLL_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            match self.reload() {
-                Ok(true) => {
-                    tracing::info!(cert = %self.cert_path.display(), "serving certificate reloaded");
-                    metrics.tls_reloads.inc();
-                    self.record_expiry(&metrics);
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "serving certificate not reloaded; keeping the last good one");
-                    metrics.tls_reload_errors.inc();
-                }
-            }
-        }
+        poll(
+            "serving certificate",
+            &self.cert_path,
+            || self.reload(),
+            || {
+                metrics.tls_reloads.inc();
+                self.record_expiry(&metrics);
+            },
+            || {
+                metrics.tls_reload_errors.inc();
+            },
+        )
+        .await
     }
 
     fn record_expiry(&self, metrics: &Metrics) {
         if let Some(expiry) = self.expiry_unix_seconds() {
             metrics.tls_expiry.set(expiry);
+        }
+    }
+}
+
+/// Re-reads something from disk every [`POLL_INTERVAL`] until the task is dropped: `reload`
+/// says whether it changed and loaded, `loaded` and `failed` count the outcome. A failure is
+/// logged and the last good version stays in use.
+pub async fn poll(
+    what: &'static str,
+    path: &Path,
+    reload: impl Fn() -> Result<bool, TlsError>,
+    loaded: impl Fn(),
+    failed: impl Fn(),
+) {
+    let mut ticker = tokio::time::interval(POLL_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match reload() {
+            Ok(true) => {
+                tracing::info!(file = %path.display(), "{what} reloaded");
+                loaded();
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "{what} not reloaded; keeping the last good one");
+                failed();
+            }
         }
     }
 }

@@ -73,6 +73,34 @@ impl Binary {
         }
     }
 
+    /// Sends the process a signal (`TERM`, `INT`), as the kubelet or a terminal would.
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -s {name} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit status, or `None` if it still runs.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if started.elapsed() >= limit {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The dev CA the binary wrote, PEM.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).unwrap()
+    }
+
     /// What the server has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
@@ -104,8 +132,12 @@ impl Binary {
 
     /// A client that trusts only the dev CA the binary wrote, and checks the name `localhost`.
     pub fn client(&self, http2: bool) -> reqwest::Client {
-        let ca = std::fs::read(self.dir.join("ca.crt")).unwrap();
-        super::verifying_client(&ca, ([127, 0, 0, 1], self.port).into(), http2)
+        super::verifying_client(&self.ca_pem(), self.addr(), http2)
+    }
+
+    /// The TLS admission listener's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.port).into()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -6,6 +6,7 @@ pub mod binary;
 pub mod fake_apiserver;
 pub mod inject_fixture;
 pub mod kustomize;
+pub mod raw;
 pub mod rng;
 
 use std::net::SocketAddr;
@@ -19,8 +20,12 @@ use serde_json::{json, Value};
 use kuma_identity_webhook::certs;
 use kuma_identity_webhook::config::{Enforcement, KumaVersion, Settings, WorkloadFallback};
 use kuma_identity_webhook::metrics::Metrics;
-use kuma_identity_webhook::server::{self, routes};
+use kuma_identity_webhook::server::deadline::Deadlines;
+use kuma_identity_webhook::server::drain::Drain;
+use kuma_identity_webhook::server::reload::CertStore;
+use kuma_identity_webhook::server::{self, routes, Listener, ServeContext};
 use kuma_identity_webhook::state::{Snapshot, StateHandle};
+use rustls::server::danger::ClientCertVerifier;
 
 /// The server's default memory for requests in flight (`serve --max-inflight-bytes`).
 pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 64 << 20;
@@ -35,32 +40,61 @@ pub fn example_state() -> Snapshot {
 }
 
 pub struct TestServer {
+    /// The TLS admission listener.
     pub addr: SocketAddr,
+    /// The plain-HTTP admin listener.
+    pub admin_addr: SocketAddr,
     pub ca_pem: String,
     pub state: Arc<StateHandle>,
     pub metrics: Arc<Metrics>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub drain: Arc<Drain>,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
+}
+
+/// How a [`TestServer`] differs from the defaults.
+#[derive(Default)]
+pub struct ServerOptions {
+    /// Connection deadlines; the production ones when `None`.
+    pub deadlines: Option<Deadlines>,
+    /// Client-certificate verification on the TLS listener.
+    pub client_auth: Option<Arc<dyn ClientCertVerifier>>,
 }
 
 impl TestServer {
     /// Starts the real TLS server on 127.0.0.1 with a fresh CA; `state` may be `None` to test
     /// the not-ready path.
     pub async fn start(state: Option<Snapshot>, settings: Settings) -> Self {
+        Self::start_with(state, settings, ServerOptions::default()).await
+    }
+
+    /// [`TestServer::start`] with `options`.
+    pub async fn start_with(
+        state: Option<Snapshot>,
+        settings: Settings,
+        options: ServerOptions,
+    ) -> Self {
         let handle = Arc::new(StateHandle::default());
         if let Some(state) = state {
             handle.set(Arc::new(state));
         }
-        Self::start_shared(handle, settings).await
+        Self::launch(handle, settings, options).await
     }
 
     /// Starts the server on a state handle someone else feeds (the live watches, say).
     pub async fn start_shared(handle: Arc<StateHandle>, settings: Settings) -> Self {
+        Self::launch(handle, settings, ServerOptions::default()).await
+    }
+
+    /// Both listeners, as `serve` runs them, with their own drain.
+    async fn launch(handle: Arc<StateHandle>, settings: Settings, options: ServerOptions) -> Self {
         let pair = certs::generate(&certs::serving_names(
             "kuma-identity-webhook",
             "kuma-system",
@@ -69,8 +103,8 @@ impl TestServer {
         let dir = tempdir();
         std::fs::write(dir.join("tls.crt"), &pair.cert_pem).unwrap();
         std::fs::write(dir.join("tls.key"), &pair.key_pem).unwrap();
-        let tls =
-            server::tls::load_server_config(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap();
+        let store = CertStore::load(&dir.join("tls.crt"), &dir.join("tls.key")).unwrap();
+        let tls = server::tls::server_config(Arc::new(store), options.client_auth).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let metrics = Arc::new(Metrics::new());
         let app = routes::App::new(
@@ -79,19 +113,35 @@ impl TestServer {
             metrics.clone(),
             DEFAULT_MAX_INFLIGHT_BYTES,
         );
+        let drain = Drain::new();
+        let context = |listener| ServeContext {
+            deadlines: options.deadlines.unwrap_or_default(),
+            ..ServeContext::new(listener, drain.clone(), metrics.clone())
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(server::serve_tls(
-            listener,
-            tls,
-            routes::admission_router(app),
-        ));
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (addr, admin_addr) = (listener.local_addr().unwrap(), admin.local_addr().unwrap());
+        let tasks = vec![
+            tokio::spawn(server::serve_tls(
+                listener,
+                tls,
+                routes::admission_router(app.clone()),
+                context(Listener::Admission),
+            )),
+            tokio::spawn(server::serve_admin(
+                admin,
+                routes::admin_router(app),
+                context(Listener::Admin),
+            )),
+        ];
         Self {
             addr,
+            admin_addr,
             ca_pem: pair.ca_cert_pem,
             state: handle,
             metrics,
-            task,
+            drain,
+            tasks,
         }
     }
 
@@ -102,6 +152,11 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    /// A TLS connection to the admission listener offering only `alpn`, driven byte by byte.
+    pub async fn tls(&self, alpn: &[u8]) -> raw::Tls {
+        raw::tls_connect(self.addr, self.ca_pem.as_bytes(), alpn).await
     }
 
     /// POSTs an AdmissionReview and returns the HTTP status and JSON body.
@@ -148,6 +203,21 @@ pub async fn read_http1_response<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
+/// [`read_http1_response`] within 5 s; fails the test, saying `what`, if the connection closes
+/// or nothing complete arrives in time.
+pub async fn expect_http1_response<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+    what: &str,
+) -> String {
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        read_http1_response(stream),
+    );
+    read.await
+        .unwrap_or_else(|_| panic!("{what}: no response within 5 s"))
+        .unwrap_or_else(|| panic!("{what}: closed before a response"))
+}
+
 /// The string items of a JSON array (a manifest's `verbs`, `resources`, ...).
 pub fn json_strings(value: &Value) -> Vec<String> {
     value
@@ -161,17 +231,28 @@ pub fn json_strings(value: &Value) -> Vec<String> {
 /// A client that trusts only `ca_pem`, checks the name `localhost` (resolved to `addr`), and
 /// speaks HTTP/2 or HTTP/1.1 only.
 pub fn verifying_client(ca_pem: &[u8], addr: SocketAddr, http2: bool) -> reqwest::Client {
+    verifying_client_builder(ca_pem, addr, http2)
+        .build()
+        .unwrap()
+}
+
+/// The builder of [`verifying_client`], for clients that need more (a client certificate, no
+/// connection reuse).
+pub fn verifying_client_builder(
+    ca_pem: &[u8],
+    addr: SocketAddr,
+    http2: bool,
+) -> reqwest::ClientBuilder {
     let builder = reqwest::Client::builder()
         .tls_built_in_root_certs(false)
         .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
         .resolve("localhost", addr)
         .use_rustls_tls();
-    let builder = if http2 {
+    if http2 {
         builder.http2_prior_knowledge()
     } else {
         builder.http1_only()
-    };
-    builder.build().unwrap()
+    }
 }
 
 /// The path of the MeshIdentity validating webhook.
