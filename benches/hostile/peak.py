@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Peak memory of the server under issue 11's hostile inputs, one door at a time.
 
-Starts `BINARY serve --dev` on the example cluster state (plus 300 pods), sends each hostile
-request alone, and prints per door: the answer (HTTP status, or how the connection ended),
-whether the process survived, and its peak memory (VmHWM) after the request. A crashed server is
-restarted for the next door, so an old build can be measured too.
+For each hostile request, starts a fresh `BINARY serve --dev` on the example cluster state (plus
+300 pods), sends the request alone, and prints the answer (HTTP status, or how the connection
+ended), whether the process survived, and its peak memory (VmHWM) by then, so each door's figure
+is its own. An old build that crashes can be measured too.
 
     python3 benches/hostile/peak.py target/release/kuma-identity-webhook
 
@@ -156,17 +156,16 @@ def main():
     binary = sys.argv[1]
     with tempfile.TemporaryDirectory() as directory:
         state = cluster_state(directory)
-        server = Server(binary, state, directory)
-        print(f"idle: {server.peak_mib()} MiB VmHWM")
         for name, path, body in doors():
+            server = Server(binary, state, directory)
+            idle = server.peak_mib()
             answer = server.post(path, body)
             time.sleep(0.2)
             alive = server.process.poll() is None
-            peak = server.peak_mib() if alive else None
-            print(f"{name:32} {answer:60} {'alive' if alive else 'DIED':5} peak {peak} MiB")
-            if not alive:
-                server = Server(binary, state, directory)
-        server.stop()
+            peak = f"{server.peak_mib()} MiB" if alive else "-"
+            print(f"{name:30} {answer[:70]:72} {'alive' if alive else 'DIED':5} "
+                  f"peak {peak} (idle {idle} MiB)")
+            server.stop()
 
 
 if __name__ == "__main__":
