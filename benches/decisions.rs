@@ -12,10 +12,11 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use kuma_identity_webhook::api::PodInfo;
+use kuma_identity_webhook::cluster::Snapshot;
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::inject::{self, InjectConfig, InjectDecision};
-use kuma_identity_webhook::state::Snapshot;
-use kuma_identity_webhook::validate::{meshidentity, Operation, Request};
+use kuma_identity_webhook::validate::meshidentity;
+use kuma_identity_webhook::verdict::{Operation, Request};
 
 const PODS: usize = 1_000;
 const IDENTITIES: usize = 10;

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use kuma_identity_webhook::certs::{self, GeneratedPair};
+use kuma_identity_webhook::cluster::StateHandle;
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::metrics::Metrics;
 use kuma_identity_webhook::server::drain::Drain;
-use kuma_identity_webhook::server::reload::CertStore;
+use kuma_identity_webhook::server::tls::certs::{self, GeneratedPair};
+use kuma_identity_webhook::server::tls::store::CertStore;
 use kuma_identity_webhook::server::{self, routes, tls, Listener, ServeContext};
-use kuma_identity_webhook::state::StateHandle;
 use support::tempdir;
 
 fn pair() -> GeneratedPair {
@@ -206,7 +206,7 @@ async fn rotation_in_place_by_symlink_flip_and_half_written() {
 
     // 3. A certificate without its key: ignored, the last good pair keeps being served.
     std::fs::write(volume.join("..2026_11_22_2/tls.crt"), &pairs[3].cert_pem).unwrap();
-    tokio::time::sleep(server::reload::POLL_INTERVAL * 3).await;
+    tokio::time::sleep(server::tls::POLL_INTERVAL * 3).await;
     assert_eq!(presented(addr, &roots).await, leaf_der(&pairs[2].cert_pem));
     let errors_after_mismatch = metrics.tls_reload_errors.get();
     assert!(errors_after_mismatch >= 1);
@@ -219,7 +219,7 @@ async fn rotation_in_place_by_symlink_flip_and_half_written() {
         &cert[..cert.len() / 2],
     )
     .unwrap();
-    tokio::time::sleep(server::reload::POLL_INTERVAL * 3).await;
+    tokio::time::sleep(server::tls::POLL_INTERVAL * 3).await;
     assert_eq!(presented(addr, &roots).await, leaf_der(&pairs[2].cert_pem));
     assert!(metrics.tls_reload_errors.get() > errors_after_mismatch);
     assert_eq!(expiry_metric(&metrics), not_after(&pairs[2].cert_pem));

@@ -17,8 +17,8 @@ use rcgen::{
 };
 
 use kuma_identity_webhook::config::Settings;
-use kuma_identity_webhook::server::client_auth::ClientCa;
-use kuma_identity_webhook::server::reload::POLL_INTERVAL;
+use kuma_identity_webhook::server::tls::client_auth::ClientCa;
+use kuma_identity_webhook::server::tls::POLL_INTERVAL;
 use support::{example_state, tempdir, verifying_client_builder, ServerOptions, TestServer};
 
 /// A CA that signs client certificates, as the kube-apiserver operator's PKI would.

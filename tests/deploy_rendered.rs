@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use kuma_identity_webhook::duration::parse_flag_duration;
+use kuma_identity_webhook::validate::duration::parse_flag_duration;
 use support::kustomize::render;
 use support::{json_strings, repo_path, tempdir};
 

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use kuma_identity_webhook::duration::parse_duration;
+use kuma_identity_webhook::validate::duration::parse_duration;
 
 #[path = "support/go_oracle.rs"]
 mod go_oracle;

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use kuma_identity_webhook::cluster::watch::{self, WatchConfig};
+use kuma_identity_webhook::cluster::StateHandle;
 use kuma_identity_webhook::config::Settings;
-use kuma_identity_webhook::live::{self, WatchConfig};
-use kuma_identity_webhook::manifest::parse_documents;
 use kuma_identity_webhook::metrics::Metrics;
-use kuma_identity_webhook::state::StateHandle;
+use kuma_identity_webhook::offline::sources::parse_documents;
 use support::fake_apiserver::FakeApiServer;
 use support::{meshidentity_review, repo_path, TestServer, MESHIDENTITY_PATH as MESHIDENTITY};
 
@@ -112,7 +112,7 @@ async fn start_watching(fake: FakeApiServer, staleness: Duration, pod_namespaces
         pod_namespaces: pod_namespaces.iter().map(|ns| (*ns).to_owned()).collect(),
         staleness_bound: staleness,
     };
-    let tasks = live::start(kube_config, config, state.clone(), metrics.clone()).unwrap();
+    let tasks = watch::start(kube_config, config, state.clone(), metrics.clone()).unwrap();
     let server = TestServer::start_shared(state.clone(), Settings::default()).await;
     Live {
         fake,

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use kuma_identity_webhook::admission::{review, Webhook};
 use kuma_identity_webhook::config::Settings;
-use kuma_identity_webhook::state::Snapshot;
+use kuma_identity_webhook::cluster::Snapshot;
 use libfuzzer_sys::fuzz_target;
 
 fn cluster() -> &'static (Snapshot, Settings) {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use base64::Engine;
 use clap::Args;
 
-use kuma_identity_webhook::certs;
+use kuma_identity_webhook::server::tls::certs;
 
 #[derive(Args, Debug)]
 pub struct CertsArgs {

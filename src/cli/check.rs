@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
+use kuma_identity_webhook::cluster::Snapshot;
 use kuma_identity_webhook::offline::{self, ObjectResult};
-use kuma_identity_webhook::state::Snapshot;
 
 use super::DecisionArgs;
 

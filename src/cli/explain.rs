@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use kuma_identity_webhook::explain::explain;
+use kuma_identity_webhook::cluster::Snapshot;
+use kuma_identity_webhook::offline::explain::explain;
 use kuma_identity_webhook::offline::{self, pod_of};
-use kuma_identity_webhook::state::Snapshot;
 
 use super::DecisionArgs;
 

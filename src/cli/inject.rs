@@ -59,7 +59,7 @@ pub fn run(args: InjectArgs) -> ExitCode {
                             .iter()
                             .for_each(|w| eprintln!("Warning: {name}: {w}"));
                     }
-                    InjectDecision::Deny { message } => {
+                    InjectDecision::Deny { message, .. } => {
                         denied = true;
                         eprintln!("{name} denied: {message}");
                     }

@@ -149,7 +149,7 @@ pub fn run() -> ExitCode {
         Command::Inject(args) => inject::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Certs(args) => certs::run(args),
-        Command::Crd => match kuma_identity_webhook::crd::yaml() {
+        Command::Crd => match kuma_identity_webhook::api::crd::yaml() {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS

@@ -11,16 +11,16 @@ use clap::Args;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use kuma_identity_webhook::certs;
-use kuma_identity_webhook::duration::parse_flag_duration;
-use kuma_identity_webhook::live;
+use kuma_identity_webhook::cluster::watch;
+use kuma_identity_webhook::cluster::{Snapshot, StateHandle};
 use kuma_identity_webhook::metrics::Metrics;
-use kuma_identity_webhook::server::client_auth::ClientCa;
 use kuma_identity_webhook::server::drain::Drain;
-use kuma_identity_webhook::server::reload::CertStore;
+use kuma_identity_webhook::server::tls::certs;
+use kuma_identity_webhook::server::tls::client_auth::ClientCa;
+use kuma_identity_webhook::server::tls::store::CertStore;
 use kuma_identity_webhook::server::{self, routes, tls, Listener, ServeContext};
-use kuma_identity_webhook::state::{Snapshot, StateHandle};
 use kuma_identity_webhook::supervise;
+use kuma_identity_webhook::validate::duration::parse_flag_duration;
 
 use super::logging::init_logging;
 use super::{DecisionArgs, LogFormat};
@@ -170,13 +170,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let kube_config = kube::Config::infer()
                 .await
                 .context("finding the Kubernetes API (no --cluster-state given)")?;
-            let config = live::WatchConfig {
+            let config = watch::WatchConfig {
                 system_namespace: app.settings.system_namespace.clone(),
                 pod_namespaces: args.watch_namespaces.clone(),
                 staleness_bound: Duration::from_secs(args.staleness_seconds),
             };
             background.extend(
-                live::start(kube_config, config, state.clone(), metrics.clone())
+                watch::start(kube_config, config, state.clone(), metrics.clone())
                     .context("creating the Kubernetes client")?,
             );
             tracing::info!("watching the Kubernetes API; ready once every resource is listed");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderMap, Uri};
 
-use crate::duration::parse_duration;
+use crate::validate::duration::parse_duration;
 
 /// kube-apiserver's default webhook timeout, for a request that names none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,14 +1,12 @@
 //! The HTTPS admission listener and the plain-HTTP admin listener. Both run the same
 //! connection handling: deadlines on every phase of a connection, and the drain on shutdown.
 
-pub mod client_auth;
 mod connection;
 pub mod deadline;
 pub mod drain;
 mod head;
 pub mod inflight;
 pub mod intake;
-pub mod reload;
 pub mod routes;
 pub mod tls;
 mod write_deadline;

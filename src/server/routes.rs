@@ -14,10 +14,9 @@ use axum::Router;
 use super::inflight::InflightBudget;
 use super::intake;
 use crate::admission::{self, Webhook};
+use crate::cluster::StateHandle;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::state::StateHandle;
-use crate::validate::Verdict;
 
 /// An UPDATE review carries the object twice, and the API server allows objects up to 3 MiB, so
 /// 7 MiB covers the largest review it can send; anything larger is refused with 413 as soon as
@@ -105,7 +104,9 @@ async fn admit(webhook: Webhook, State(app): State<App>, request: Request) -> Re
                 reviewed.outcome.as_str(),
                 elapsed.as_secs_f64(),
             );
-            record_reason(&app.metrics, webhook, reviewed.verdict.as_ref());
+            if let Some(verdict) = &reviewed.verdict {
+                admission::record(&app.metrics, webhook, verdict);
+            }
             let s = &reviewed.summary;
             tracing::info!(
                 webhook = webhook.path(),
@@ -261,25 +262,6 @@ async fn read_body(request: Request, within: Duration) -> Result<Bytes, Response
             }
             Err(response)
         }
-    }
-}
-
-/// Per-webhook reason metrics: pod denials, injection outcomes.
-fn record_reason(metrics: &Metrics, webhook: Webhook, verdict: Option<&Verdict>) {
-    let Some((verdict, reason)) = verdict.and_then(|v| Some((v, v.metric_reason?))) else {
-        return;
-    };
-    match webhook {
-        Webhook::ValidatePod if !verdict.allowed() => metrics.pod_denied(reason),
-        Webhook::MutatePod => {
-            let outcome = match (verdict.allowed(), verdict.patch.is_some()) {
-                (false, _) => "denied",
-                (true, true) => "injected",
-                (true, false) => "skipped",
-            };
-            metrics.injection(outcome, reason);
-        }
-        _ => {}
     }
 }
 

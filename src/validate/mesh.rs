@@ -5,11 +5,11 @@
 use serde::Deserialize;
 
 use crate::api::Mesh;
+use crate::cluster::ClusterView;
 use crate::config::Settings;
-use crate::state::ClusterView;
 
 use super::workload::name_some;
-use super::{Findings, Operation, Request, Verdict};
+use crate::verdict::{Findings, Operation, Request, Verdict};
 
 pub const KIND: &str = "Mesh";
 

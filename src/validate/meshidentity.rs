@@ -5,14 +5,14 @@ use serde_json::Value;
 use serde::Deserialize;
 
 use crate::api::{MeshIdentity, MeshServicesMode, ORIGIN_LABEL};
+use crate::cluster::ClusterView;
 use crate::config::Settings;
 use crate::gotemplate::go_quote;
-use crate::state::ClusterView;
 
 use super::provider::check_provider;
 use super::templates::check_templates;
 use super::workload::check_selected_pods;
-use super::{Findings, Operation, Request, Verdict, Violation};
+use crate::verdict::{Findings, Operation, Request, Verdict, Violation};
 
 pub const KIND: &str = "MeshIdentity";
 /// The API group of Kuma's resources, the `Mesh` among them.

@@ -6,38 +6,18 @@
 use std::collections::BTreeMap;
 
 use crate::api::{PodInfo, WORKLOAD_LABEL};
+use crate::cluster::ClusterView;
 use crate::config::{Enforcement, Settings};
-use crate::dataplane::{is_meshed, DataplaneView};
-use crate::render::{render_spiffe_id, uses_workload_label};
-use crate::select::Ranking;
-use crate::state::ClusterView;
+use crate::identity::dataplane::{is_meshed, DataplaneView};
+use crate::identity::render::{render_spiffe_id, uses_workload_label};
+use crate::identity::select::Ranking;
 
 use super::workload::how_to_give_a_workload;
-use super::{truncate_warning, Operation, Request, Verdict};
+use crate::verdict::{truncate_warning, Operation, PodFinding, Reason, Request, Verdict};
 
 /// Audit annotation keys (the API server prefixes them with the webhook name).
 pub const AUDIT_IDENTITY: &str = "meshidentity";
 pub const AUDIT_SPIFFE_ID: &str = "spiffe-id";
-
-/// Why a pod was refused, for metrics: a bounded set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PodDenial {
-    ManualWorkloadLabel,
-    MissingWorkload,
-    InvalidSpiffeId,
-    Malformed,
-}
-
-impl PodDenial {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ManualWorkloadLabel => "manual_workload_label",
-            Self::MissingWorkload => "missing_workload",
-            Self::InvalidSpiffeId => "invalid_spiffe_id",
-            Self::Malformed => "malformed",
-        }
-    }
-}
 
 /// Said on an UPDATE that is let through because the pod already had the same problem: an
 /// existing pod (being finalized, or older than the MeshIdentity) must stay updatable.
@@ -45,21 +25,11 @@ pub const PREEXISTING_WARNING: &str =
     "update allowed: the pod already had the problem below before this update";
 
 pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) -> Verdict {
-    review_with_reason(request, view, settings).0
-}
-
-/// The verdict and, for denials, why.
-pub fn review_with_reason(
-    request: &Request,
-    view: &dyn ClusterView,
-    settings: &Settings,
-) -> (Verdict, Option<PodDenial>) {
     if !matches!(request.operation, Operation::Create | Operation::Update) {
-        return (Verdict::allow(), None);
+        return Verdict::allow();
     }
     let Some(object) = request.object.filter(|o| o.is_object()) else {
-        let verdict = Verdict::deny(400, "BadRequest", "request.object must be a Pod object");
-        return (verdict, Some(PodDenial::Malformed));
+        return Verdict::malformed("request.object must be a Pod object");
     };
     let pod = PodInfo::from_json(object, request.namespace);
     // Only an UPDATE has a meaningful before; anything else is judged as new.
@@ -74,29 +44,29 @@ pub fn review_with_reason(
             .as_ref()
             .is_some_and(|old| old.labels.get(WORKLOAD_LABEL) == Some(value));
         if !kept {
-            let verdict = Verdict::deny(
+            return Verdict::deny(
                 403,
                 "Forbidden",
                 "cannot manually set kuma.io/workload label on Pod; it is automatically managed by Kuma",
-            );
-            return (verdict, Some(PodDenial::ManualWorkloadLabel));
+            )
+            .because(Reason::Pod(PodFinding::ManualWorkloadLabel));
         }
     }
     let Some(assessment) = assess(&pod, view, settings) else {
-        return (Verdict::allow(), None);
+        return Verdict::allow();
     };
     let mut verdict = Verdict {
         audit_annotations: assessment.audit,
         ..Verdict::allow()
     };
     let Some(finding) = assessment.finding else {
-        return (verdict, None);
+        return verdict;
     };
     let warn_only =
-        finding.kind == PodDenial::InvalidSpiffeId && settings.enforcement == Enforcement::Warn;
+        finding.kind == PodFinding::InvalidSpiffeId && settings.enforcement == Enforcement::Warn;
     if warn_only {
         verdict.warnings = finding.warnings;
-        return (verdict, None);
+        return verdict;
     }
     let preexisting = old
         .as_ref()
@@ -106,12 +76,13 @@ pub fn review_with_reason(
     if preexisting {
         verdict = verdict.with_warning(PREEXISTING_WARNING);
         verdict.warnings.extend(finding.warnings);
-        return (verdict, None);
+        return verdict;
     }
-    let mut denial = Verdict::deny(403, "Forbidden", finding.message);
+    let mut denial =
+        Verdict::deny(403, "Forbidden", finding.message).because(Reason::Pod(finding.kind));
     // The audit log should say which identity and ID a refused pod was judged by, too.
     denial.audit_annotations = verdict.audit_annotations;
-    (denial, Some(finding.kind))
+    denial
 }
 
 /// What the pod's winning MeshIdentity makes of it.
@@ -124,7 +95,7 @@ struct Assessment {
 /// equal: same kind, same identity, same rendered value.
 #[derive(Debug, PartialEq, Eq)]
 struct Finding {
-    kind: PodDenial,
+    kind: PodFinding,
     /// The full denial message.
     message: String,
     /// The same, as warnings of at most 120 characters, the reason first so it survives any cut.
@@ -158,7 +129,7 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
             truncate_warning(format!("its path template is '{path}'")),
         ];
         let finding = Finding {
-            kind: PodDenial::MissingWorkload,
+            kind: PodFinding::MissingWorkload,
             message,
             warnings,
         };
@@ -197,7 +168,7 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
         }
     };
     let finding = Finding {
-        kind: PodDenial::InvalidSpiffeId,
+        kind: PodFinding::InvalidSpiffeId,
         message: format!("pod would get no valid SPIFFE ID from MeshIdentity '{name}': {reason}"),
         warnings,
     };

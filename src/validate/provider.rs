@@ -3,10 +3,10 @@
 use serde_json::Value;
 
 use crate::api::{Bundled, Provider, SecureDataSource};
-use crate::duration::parse_duration;
 use crate::gotemplate::go_quote;
+use crate::validate::duration::parse_duration;
 
-use super::Findings;
+use crate::verdict::Findings;
 
 const NEEDS_CONFIGURATION: &str = "configuration needs to be defined";
 const MUST_BE_DEFINED: &str = "must be defined";

@@ -5,10 +5,12 @@
 use crate::api::MeshIdentity;
 use crate::config::Settings;
 use crate::gotemplate::Template;
-use crate::render::{parse_template, render_trust_domain, PATH_FIELDS, TRUST_DOMAIN_FIELDS};
-use crate::spiffe::{self, is_path_segment_char, is_trust_domain_char};
+use crate::identity::render::{
+    parse_template, render_trust_domain, PATH_FIELDS, TRUST_DOMAIN_FIELDS,
+};
+use crate::identity::spiffe::{self, is_path_segment_char, is_trust_domain_char};
 
-use super::{Findings, Violation};
+use crate::verdict::{Findings, Violation};
 
 pub const TRUST_DOMAIN_FIELD: &str = "spec.spiffeID.trustDomain";
 pub const PATH_FIELD: &str = "spec.spiffeID.path";
@@ -207,7 +209,7 @@ fn parse_checked(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spiffe::SpiffeError::{DotSegment, EmptySegment, TrailingSlash};
+    use crate::identity::spiffe::SpiffeError::{DotSegment, EmptySegment, TrailingSlash};
 
     fn problem(path: &str) -> Option<(String, spiffe::SpiffeError)> {
         literal_path_problem(&parse_template(path).unwrap(), path)

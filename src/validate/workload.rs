@@ -5,16 +5,16 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::api::{MeshIdentity, PodInfo, WORKLOAD_LABEL};
+use crate::cluster::ClusterView;
 use crate::config::{Enforcement, Settings};
-use crate::dataplane::{is_meshed, DataplaneView, DERIVED_LABELS};
 use crate::gotemplate::{Budget, Template};
-use crate::render::{render_path_within, uses_workload_label, REVIEW_RENDER_STEPS};
-use crate::select::Ranking;
-use crate::spiffe;
-use crate::state::ClusterView;
+use crate::identity::dataplane::{is_meshed, DataplaneView, DERIVED_LABELS};
+use crate::identity::render::{render_path_within, uses_workload_label, REVIEW_RENDER_STEPS};
+use crate::identity::select::Ranking;
+use crate::identity::spiffe;
 
 use super::templates::{CheckedTemplates, PATH_FIELD};
-use super::Findings;
+use crate::verdict::Findings;
 
 /// How many pods a message names before it only counts the rest.
 const NAMED_PODS: usize = 5;

@@ -17,14 +17,14 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use kuma_identity_webhook::certs;
+use kuma_identity_webhook::cluster::{Snapshot, StateHandle};
 use kuma_identity_webhook::config::{Enforcement, KumaVersion, Settings, WorkloadFallback};
 use kuma_identity_webhook::metrics::Metrics;
 use kuma_identity_webhook::server::deadline::Deadlines;
 use kuma_identity_webhook::server::drain::Drain;
-use kuma_identity_webhook::server::reload::CertStore;
+use kuma_identity_webhook::server::tls::certs;
+use kuma_identity_webhook::server::tls::store::CertStore;
 use kuma_identity_webhook::server::{self, routes, Listener, ServeContext};
-use kuma_identity_webhook::state::{Snapshot, StateHandle};
 use rustls::server::danger::ClientCertVerifier;
 
 /// The server's default memory for requests in flight (`serve --max-inflight-bytes`).

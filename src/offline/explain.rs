@@ -5,13 +5,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::{Labels, PodInfo, MESH_LABEL};
+use crate::cluster::ClusterView;
 use crate::config::Settings;
-use crate::dataplane::{is_meshed, DataplaneView};
+use crate::identity::dataplane::{is_meshed, DataplaneView};
+use crate::identity::render::{
+    parse_template, render_trust_domain, spiffe_id_for, uses_workload_label,
+};
+use crate::identity::select::Ranking;
 use crate::inject::{self, InjectDecision};
-use crate::render::{parse_template, render_trust_domain, spiffe_id_for, uses_workload_label};
-use crate::select::Ranking;
-use crate::state::ClusterView;
-use crate::validate::{pod, Operation, Request};
+use crate::validate::pod;
+use crate::verdict::{Operation, Request};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
@@ -125,7 +128,7 @@ fn describe_injection(decision: &InjectDecision) -> String {
     match decision {
         InjectDecision::Inject { targets, .. } => format!("injected into {}", targets.join(", ")),
         InjectDecision::Skip { reason, .. } => format!("skipped: {}", reason.as_str()),
-        InjectDecision::Deny { message } => format!("denied: {message}"),
+        InjectDecision::Deny { message, .. } => format!("denied: {message}"),
     }
 }
 

@@ -4,9 +4,9 @@ use crate::api::{
     Labels, MeshIdentity, ENV_LABEL, MESH_LABEL, NAMESPACE_LABEL, ORIGIN_LABEL, ZONE_LABEL,
 };
 use crate::config::Settings;
-use crate::dataplane::{DataplaneView, ENV_KUBERNETES};
 use crate::gotemplate::{self, Budget, Data, Template};
-use crate::spiffe;
+use crate::identity::dataplane::{DataplaneView, ENV_KUBERNETES};
+use crate::identity::spiffe;
 
 /// The user function upstream registers for both templates.
 pub const LABEL_FUNC: &[&str] = &["label"];

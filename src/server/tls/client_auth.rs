@@ -21,8 +21,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
-use super::reload::poll;
-use super::tls::{provider, TlsError};
+use super::crypto::{provider, TlsError};
+use super::poll::poll;
 use crate::metrics::Metrics;
 
 /// The client CA in force, and the bytes it was loaded from (to notice changes cheaply).

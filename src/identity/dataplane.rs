@@ -7,8 +7,8 @@ use crate::api::{
     Labels, PodInfo, DEFAULT_MESH, ENV_LABEL, MESH_LABEL, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL,
     SIDECAR_INJECTED_ANNOTATION, SIDECAR_INJECTION_LABEL, WORKLOAD_LABEL, ZONE_LABEL,
 };
+use crate::cluster::ClusterView;
 use crate::config::{Settings, WorkloadFallback};
-use crate::state::ClusterView;
 
 /// Value of the derived `kuma.io/env` label on Kubernetes.
 pub const ENV_KUBERNETES: &str = "kubernetes";

@@ -5,7 +5,7 @@
 //! Ranking the identities once and taking the first match makes that a cheap scan per pod.
 
 use crate::api::{Labels, MeshIdentity};
-use crate::dataplane::DataplaneView;
+use crate::identity::dataplane::DataplaneView;
 
 /// A mesh's identities in precedence order.
 pub struct Ranking<'a> {

@@ -2,15 +2,19 @@
 //! decided by the same envelope code the server runs, so `check` and the live webhook cannot
 //! disagree.
 
+pub mod explain;
+pub mod registration;
+pub mod sources;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
 use crate::admission::{self, Webhook};
 use crate::api::Labels;
+use crate::cluster::{ClusterView, Snapshot};
 use crate::config::Settings;
-use crate::registration::{self, Call, NAMESPACE_NAME_LABEL};
-use crate::state::{ClusterView, Snapshot};
+use registration::{Call, NAMESPACE_NAME_LABEL};
 
 /// One object read from a manifest, with where it came from.
 #[derive(Debug, Clone)]
@@ -20,7 +24,7 @@ pub struct Source {
     pub object: Value,
 }
 
-pub use crate::manifest::LoadError;
+pub use sources::LoadError;
 
 /// Reads every object from files, directories (their `.yaml`, `.yml` and `.json` files, in name
 /// order, recursively) and `-` (standard input), in the order given.
@@ -28,7 +32,7 @@ pub fn load_sources(paths: &[PathBuf]) -> Result<Vec<Source>, LoadError> {
     let mut sources = Vec::new();
     for path in paths {
         for file in expand(path)? {
-            let objects = crate::manifest::read_documents(&file)?;
+            let objects = sources::read_documents(&file)?;
             let name = file.display().to_string();
             sources.extend(objects.into_iter().map(|object| Source {
                 file: name.clone(),

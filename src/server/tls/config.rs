@@ -1,4 +1,4 @@
-//! TLS configuration for the admission listener.
+//! The admission listener's TLS configuration.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,29 +6,11 @@ use std::sync::Arc;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::ServerConfig;
 
-use super::reload::CertStore;
-
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("reading certificate {path}: {message}")]
-    Certificate { path: String, message: String },
-    #[error("reading private key {path}: {message}")]
-    Key { path: String, message: String },
-    #[error("{path} holds no certificate")]
-    NoCertificate { path: String },
-    #[error("reading client CA {path}: {message}")]
-    ClientCa { path: String, message: String },
-    #[error("building TLS configuration: {0}")]
-    Config(#[from] rustls::Error),
-}
+use super::crypto::{provider, TlsError};
+use super::store::CertStore;
 
 /// ALPN protocols offered: kube-apiserver speaks HTTP/1.1 to webhooks; h2 serves other clients.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
-
-/// The crypto provider, chosen explicitly so no feature unification can pick another one.
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
 
 /// A server configuration that speaks TLS 1.2 and 1.3 only and takes its certificate from
 /// `store` on every handshake, so rotated certificates apply to new connections. With

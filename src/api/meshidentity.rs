@@ -1,8 +1,8 @@
-//! API types for the objects the webhook decides about.
+//! `kuma.io/v1alpha1` `MeshIdentity` and the CRD generated from it.
 //!
-//! Field names and defaults follow Kuma's `kuma.io/v1alpha1` `Mesh` and `MeshIdentity`. Every field
-//! is optional here: the decision layer reports a missing field as a violation with its path, which
-//! says far more to a user than a deserialisation error would.
+//! Field names and defaults follow Kuma's. Every field is optional here: the decision layer
+//! reports a missing field as a violation with its path, which says far more to a user than a
+//! deserialisation error would.
 
 use std::collections::BTreeMap;
 
@@ -10,103 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub type Labels = BTreeMap<String, String>;
-
-/// Label naming the mesh an object belongs to.
-pub const MESH_LABEL: &str = "kuma.io/mesh";
-/// Label saying where a policy-like object originates.
-pub const ORIGIN_LABEL: &str = "kuma.io/origin";
-/// Label carrying the zone of a MeshIdentity (and a derived dataplane label).
-pub const ZONE_LABEL: &str = "kuma.io/zone";
-/// The workload of a dataplane; managed by Kuma, never set on pods by hand.
-pub const WORKLOAD_LABEL: &str = "kuma.io/workload";
-pub const NAMESPACE_LABEL: &str = "k8s.kuma.io/namespace";
-pub const SERVICE_ACCOUNT_LABEL: &str = "k8s.kuma.io/service-account";
-pub const ENV_LABEL: &str = "kuma.io/env";
-/// Pod or Namespace label that turns Kuma's sidecar injection on or off.
-pub const SIDECAR_INJECTION_LABEL: &str = "kuma.io/sidecar-injection";
-/// Kuma's injector marks the pods it gave a sidecar with this annotation set to `"true"`.
-pub const SIDECAR_INJECTED_ANNOTATION: &str = "kuma.io/sidecar-injected";
-/// Mesh used when an object names none.
-pub const DEFAULT_MESH: &str = "default";
-
-pub const DEFAULT_TRUST_DOMAIN_TEMPLATE: &str = "{{ .Mesh }}.{{ .Zone }}.mesh.local";
-pub const DEFAULT_PATH_TEMPLATE: &str = "/ns/{{ .Namespace }}/sa/{{ .ServiceAccount }}";
-
-/// The mesh an object belongs to: its `kuma.io/mesh` label, else `default`.
-pub fn mesh_of(meta: &ObjectMeta) -> &str {
-    meta.labels
-        .as_ref()
-        .and_then(|l| l.get(MESH_LABEL))
-        .map(String::as_str)
-        .unwrap_or(DEFAULT_MESH)
-}
-
-/// `kuma.io/v1alpha1` `Mesh`. Its CRD stores `spec` as free-form JSON, so only the one field this
-/// product reads is looked up, and everything else is tolerated.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Mesh {
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: Value,
-}
-
-/// `spec.meshServices.mode` of a Mesh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MeshServicesMode {
-    Disabled,
-    Everywhere,
-    ReachableBackends,
-    Exclusive,
-}
-
-impl MeshServicesMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Disabled => "Disabled",
-            Self::Everywhere => "Everywhere",
-            Self::ReachableBackends => "ReachableBackends",
-            Self::Exclusive => "Exclusive",
-        }
-    }
-}
-
-impl Mesh {
-    pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or_default()
-    }
-
-    /// The mode as written, `Disabled` when absent (Kuma's default). Like upstream's protobuf
-    /// JSON decoding, the enum's numbers are accepted too (`3` is `Exclusive`). An unrecognised
-    /// value is returned as `Err` with the raw text so messages can quote it.
-    pub fn mesh_services_mode(&self) -> Result<MeshServicesMode, String> {
-        const BY_NUMBER: [MeshServicesMode; 4] = [
-            MeshServicesMode::Disabled,
-            MeshServicesMode::Everywhere,
-            MeshServicesMode::ReachableBackends,
-            MeshServicesMode::Exclusive,
-        ];
-        let raw = match self.spec.pointer("/meshServices/mode") {
-            None | Some(Value::Null) => return Ok(MeshServicesMode::Disabled),
-            Some(raw) => raw,
-        };
-        let by_name = raw
-            .as_str()
-            .and_then(|name| BY_NUMBER.into_iter().find(|mode| mode.as_str() == name));
-        let by_number = raw
-            .as_u64()
-            .and_then(|number| BY_NUMBER.get(usize::try_from(number).ok()?).copied());
-        by_name.or(by_number).ok_or_else(|| match raw.as_str() {
-            Some(text) => text.to_owned(),
-            None => raw.to_string(),
-        })
-    }
-
-    pub fn is_exclusive(&self) -> bool {
-        self.mesh_services_mode() == Ok(MeshServicesMode::Exclusive)
-    }
-}
+use super::{mesh_of, Labels, DEFAULT_PATH_TEMPLATE, DEFAULT_TRUST_DOMAIN_TEMPLATE};
 
 /// `kuma.io/v1alpha1` `MeshIdentity`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -353,67 +257,6 @@ pub struct Extension {
     pub config: Option<Value>,
 }
 
-/// What decisions need of a Namespace.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct NamespaceInfo {
-    pub name: String,
-    pub labels: Labels,
-}
-
-/// What decisions need of a Pod: identity, labels, annotations and service account. Kept small
-/// on purpose so a cluster's worth of pods fits in memory.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PodInfo {
-    pub name: String,
-    pub namespace: String,
-    pub labels: Labels,
-    pub annotations: Labels,
-    /// `spec.serviceAccountName`, `default` when absent (what the API server fills in).
-    pub service_account: String,
-}
-
-impl PodInfo {
-    /// Reads the fields decisions need from raw pod JSON. Missing or mistyped fields fall back to
-    /// empty values; `namespace_fallback` covers `generateName` pods whose object has none yet.
-    pub fn from_json(pod: &Value, namespace_fallback: Option<&str>) -> Self {
-        let string_map = |pointer: &str| string_map_at(pod, pointer);
-        let text = |pointer: &str| {
-            pod.pointer(pointer)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
-        Self {
-            name: text("/metadata/name")
-                .or_else(|| text("/metadata/generateName"))
-                .unwrap_or_default()
-                .to_owned(),
-            namespace: text("/metadata/namespace")
-                .or(namespace_fallback.filter(|s| !s.is_empty()))
-                .unwrap_or("default")
-                .to_owned(),
-            labels: string_map("/metadata/labels"),
-            annotations: string_map("/metadata/annotations"),
-            service_account: text("/spec/serviceAccountName")
-                .unwrap_or("default")
-                .to_owned(),
-        }
-    }
-}
-
-/// The string-to-string map at `pointer` (labels, annotations); non-string values are skipped and
-/// anything that is not an object reads as empty.
-pub fn string_map_at(value: &Value, pointer: &str) -> Labels {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Schemas for the fields kept as raw JSON, so the generated CRD stays structural (every node
 /// typed), as Kubernetes requires.
 mod schema {
@@ -445,38 +288,5 @@ mod schema {
 
     pub fn free_form(_: &mut SchemaGenerator) -> Schema {
         json_schema!({"type": "object", "nullable": true, "x-kubernetes-preserve-unknown-fields": true})
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mesh_services_mode_by_name_or_number() {
-        let mode = |value: Value| {
-            let mesh = Mesh {
-                spec: serde_json::json!({"meshServices": {"mode": value}}),
-                ..Mesh::default()
-            };
-            mesh.mesh_services_mode()
-        };
-        use MeshServicesMode::*;
-        assert_eq!(mode(Value::Null), Ok(Disabled));
-        assert_eq!(Mesh::default().mesh_services_mode(), Ok(Disabled));
-        for (number, want) in [
-            (0, Disabled),
-            (1, Everywhere),
-            (2, ReachableBackends),
-            (3, Exclusive),
-        ] {
-            assert_eq!(mode(number.into()), Ok(want));
-            assert_eq!(mode(want.as_str().into()), Ok(want));
-        }
-        assert_eq!(mode(4.into()), Err("4".to_owned()));
-        assert_eq!(mode((-1).into()), Err("-1".to_owned()));
-        assert_eq!(mode(3.0.into()), Err("3.0".to_owned()));
-        assert_eq!(mode("3".into()), Err("3".to_owned()));
-        assert_eq!(mode("exclusive".into()), Err("exclusive".to_owned()));
     }
 }

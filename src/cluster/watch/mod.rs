@@ -21,8 +21,8 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 
 use crate::api::{string_map_at, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
+use crate::cluster::{Snapshot, StateHandle};
 use crate::metrics::Metrics;
-use crate::state::{Snapshot, StateHandle};
 use crate::supervise::{self, supervise, Backoff};
 
 /// Changes are gathered for this long before a new snapshot is published: under pod churn that

@@ -13,7 +13,7 @@ use crate::admission::Webhook;
 use crate::api::Labels;
 
 /// The manifest kube-apiserver is configured with.
-const SHIPPED: &str = include_str!("../deploy/base/webhooks.yaml");
+const SHIPPED: &str = include_str!("../../deploy/base/webhooks.yaml");
 
 /// The label kube-apiserver (1.21+) puts on every Namespace, naming it; namespace selectors of
 /// the shipped registrations match on it.
@@ -121,9 +121,10 @@ impl Registration {
 /// Every registration of `manifest` (multi-document YAML of webhook configurations), mutating
 /// ones first, in the order kube-apiserver runs them.
 pub fn parse(manifest: &str) -> Result<Vec<Registration>, RegistrationError> {
-    let documents = crate::manifest::parse_documents(manifest).map_err(|(index, message)| {
-        RegistrationError::Parse(format!("document {index}: {message}"))
-    })?;
+    let documents =
+        crate::offline::sources::parse_documents(manifest).map_err(|(index, message)| {
+            RegistrationError::Parse(format!("document {index}: {message}"))
+        })?;
     let mut registrations = Vec::new();
     for document in documents {
         let mutating = match document.get("kind").and_then(Value::as_str) {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::api::{string_map_at, Labels, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
-use crate::manifest::LoadError;
+use crate::offline::sources::LoadError;
 
 /// Lookups decisions need. Implementations must answer from memory: no call may reach the
 /// Kubernetes API while an admission request is being handled.
@@ -73,7 +73,7 @@ impl Snapshot {
     /// objects; `List` objects are flattened. Other kinds are ignored.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         let mut snapshot = Self::default();
-        for (index, object) in crate::manifest::read_documents(path)?
+        for (index, object) in crate::offline::sources::read_documents(path)?
             .into_iter()
             .enumerate()
         {

@@ -2,7 +2,7 @@
 //! reloaded the same way).
 //!
 //! The TLS configuration asks [`CertStore`] for the certificate on every handshake, and a poller
-//! re-reads the files every [`POLL_INTERVAL`]. Reading by path follows symlinks, so both in-place
+//! re-reads the files every [`super::poll::POLL_INTERVAL`]. Reading by path follows symlinks, so both in-place
 //! rewrites and the kubelet's `..data` symlink flip of a Secret volume are picked up. A pair that
 //! does not load (half written, key and certificate not matching) is ignored: the last good pair
 //! keeps being served, and the failure is logged and counted. Open connections keep the
@@ -10,19 +10,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use super::tls::{provider, TlsError};
+use super::crypto::{provider, TlsError};
+use super::poll::poll;
 use crate::metrics::Metrics;
-
-/// How often the files are checked. Rotation must reach new connections within 10 s; polling
-/// every 2 s does that with room for a slow read, and costs two small file reads.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A loaded pair and the bytes it was loaded from (to notice changes cheaply).
 struct Loaded {
@@ -107,34 +103,6 @@ impl CertStore {
     fn record_expiry(&self, metrics: &Metrics) {
         if let Some(expiry) = self.expiry_unix_seconds() {
             metrics.tls_expiry.set(expiry);
-        }
-    }
-}
-
-/// Re-reads something from disk every [`POLL_INTERVAL`] until the task is dropped: `reload`
-/// says whether it changed and loaded, `loaded` and `failed` count the outcome. A failure is
-/// logged and the last good version stays in use.
-pub async fn poll(
-    what: &'static str,
-    path: &Path,
-    reload: impl Fn() -> Result<bool, TlsError>,
-    loaded: impl Fn(),
-    failed: impl Fn(),
-) {
-    let mut ticker = tokio::time::interval(POLL_INTERVAL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        match reload() {
-            Ok(true) => {
-                tracing::info!(file = %path.display(), "{what} reloaded");
-                loaded();
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "{what} not reloaded; keeping the last good one");
-                failed();
-            }
         }
     }
 }

@@ -1,0 +1,190 @@
+//! Reading an AdmissionReview: typed fields that borrow the objects as raw JSON and skip what no
+//! decision needs without building it, so a body that is no AdmissionReview (a megabytes-long
+//! array, say) is refused without growing; objects become JSON values only once the envelope is
+//! valid, and only those the decision reads.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::verdict::Operation;
+
+use super::pruned::{decode_pruned, Prune};
+
+/// The only AdmissionReview version kube-apiserver is configured to send us.
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+pub const REVIEW_KIND: &str = "AdmissionReview";
+
+/// `{apiVersion, kind, request}`: the request stays raw JSON until the envelope is known good.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "apiVersion", default, borrow)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    request: Option<&'a RawValue>,
+}
+
+/// The fields of `request` decisions and responses use; the objects stay raw JSON, everything
+/// else (`resource`, `options`, `userInfo.extra`, ...) is skipped unbuilt.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestFields<'a> {
+    pub uid: String,
+    pub kind: GroupVersionKind,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub operation: Operation,
+    pub user_info: UserInfo,
+    #[serde(default, borrow)]
+    pub object: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub old_object: Option<&'a RawValue>,
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Deserialize)]
+pub struct GroupVersionKind {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub kind: String,
+}
+
+#[derive(Deserialize)]
+pub struct UserInfo {
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+/// Only `uid`, for answering a request that does not decode.
+#[derive(Deserialize)]
+struct UidOnly {
+    #[serde(default)]
+    uid: Option<String>,
+}
+
+/// Why a body is no AdmissionReview this server can read, and the `uid` it could still recover.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub uid: String,
+    pub message: String,
+}
+
+/// Reads the envelope and the request's fields; the objects are left raw.
+pub fn open(body: &[u8]) -> Result<RequestFields<'_>, Unreadable> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| Unreadable {
+        uid: recover_uid(body),
+        message: format!("malformed AdmissionReview: {e}"),
+    })?;
+    let raw_request = envelope.request.filter(|r| r.get() != "null");
+    let uid_of_request = || {
+        raw_request
+            .and_then(|raw| serde_json::from_str::<UidOnly>(raw.get()).ok())
+            .and_then(|r| r.uid)
+            .unwrap_or_default()
+    };
+    let (api_version, kind) = (envelope.api_version.as_deref(), envelope.kind.as_deref());
+    if api_version != Some(API_VERSION) || kind != Some(REVIEW_KIND) {
+        return Err(Unreadable {
+            uid: uid_of_request(),
+            message: format!(
+                "expected apiVersion {API_VERSION} kind {REVIEW_KIND}, got apiVersion {} kind {}",
+                api_version.unwrap_or("<none>"),
+                kind.unwrap_or("<none>")
+            ),
+        });
+    }
+    let Some(raw_request) = raw_request else {
+        return Err(Unreadable {
+            uid: String::new(),
+            message: "AdmissionReview has no request".to_owned(),
+        });
+    };
+    serde_json::from_str(raw_request.get()).map_err(|e| Unreadable {
+        uid: uid_of_request(),
+        message: format!("malformed AdmissionReview request: {e}"),
+    })
+}
+
+/// The object as a JSON value without what `unread` prunes, when `read`; `None` when absent,
+/// null or unread.
+pub fn decode_object(
+    raw: Option<&RawValue>,
+    read: bool,
+    unread: &[Prune],
+) -> Result<Option<Value>, serde_json::Error> {
+    match raw.filter(|raw| read && raw.get() != "null") {
+        Some(raw) => decode_pruned(raw.get(), unread).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Finds `"uid": "..."` in a body that is not valid JSON (truncated, say), so even that answer
+/// can be matched to its request.
+fn recover_uid(body: &[u8]) -> String {
+    // Only the head: the request's uid comes early, and a scan must not cost a copy of 7 MiB.
+    let head = &body[..body.len().min(64 * 1024)];
+    let text = String::from_utf8_lossy(head);
+    // The request's uid, not an object's `metadata.uid` that may come before it in the body.
+    let from = text.find("\"request\"").unwrap_or(0);
+    let Some(at) = text[from..].find("\"uid\"").map(|at| from + at) else {
+        return String::new();
+    };
+    let rest = text[at + 5..].trim_start();
+    let Some(rest) = rest.strip_prefix(':') else {
+        return String::new();
+    };
+    let Some(rest) = rest.trim_start().strip_prefix('"') else {
+        return String::new();
+    };
+    rest.split('"')
+        .next()
+        .filter(|uid| uid.len() <= 64 && !uid.contains('\\'))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_recovery() {
+        assert_eq!(
+            recover_uid(br#"{"request": {"uid": "abc-1", "kind": "#),
+            "abc-1"
+        );
+        assert_eq!(recover_uid(br#"{"uid" :"x""#), "x");
+        assert_eq!(
+            recover_uid(br#"{"object": {"metadata": {"uid": "obj"}}, "request": {"uid": "req", "#),
+            "req"
+        );
+        assert_eq!(recover_uid(b"garbage"), "");
+        assert_eq!(recover_uid(br#"{"uid": 5}"#), "");
+    }
+
+    /// A body that is no AdmissionReview is refused with a message, whatever follows.
+    #[test]
+    fn bodies_of_the_wrong_shape_are_unreadable() {
+        let zeros = format!("[{}0]", "0,".repeat(1 << 20));
+        let wrapped = format!(r#"{{"junk": {zeros}, "apiVersion": "v1"}}"#);
+        for body in [zeros.as_str(), wrapped.as_str(), "7", r#"{"request": 1}"#] {
+            assert!(
+                open(body.as_bytes()).is_err(),
+                "{}",
+                &body[..body.len().min(40)]
+            );
+        }
+        let Err(unreadable) = open(br#"{"apiVersion": "v1", "request": {"uid": "u-1"}}"#) else {
+            panic!("a review of the wrong version was read");
+        };
+        assert_eq!(unreadable.uid, "u-1");
+    }
+}

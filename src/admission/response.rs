@@ -1,0 +1,199 @@
+//! Writing the AdmissionReview response: straight from the verdict, the patch straight into
+//! base64, every answer echoing `apiVersion`, `kind` and `uid`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::verdict::Verdict;
+
+use super::envelope::{API_VERSION, REVIEW_KIND};
+
+/// What an answer names of its request.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub uid: &'a str,
+    pub name: &'a str,
+    pub group: &'a str,
+    pub kind: &'a str,
+}
+
+/// The AdmissionReview response, as it goes on the wire.
+#[derive(Serialize)]
+struct ReviewOut<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    response: ResponseOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResponseOut<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<StatusOut<'a>>,
+    /// `[]byte` in JSON is base64; kube-apiserver decodes it as such.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    audit_annotations: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+}
+
+/// A `metav1.Status` of a refusal.
+#[derive(Serialize)]
+struct StatusOut<'a> {
+    status: &'static str,
+    code: u16,
+    message: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<DetailsOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct DetailsOut<'a> {
+    name: &'a str,
+    group: &'a str,
+    kind: &'a str,
+    causes: Vec<CauseOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct CauseOut<'a> {
+    reason: &'static str,
+    message: &'a str,
+    field: &'a str,
+}
+
+/// The response to `subject` carrying `verdict`.
+fn review_out<'a>(subject: Subject<'a>, verdict: &'a Verdict) -> serde_json::Result<ReviewOut<'a>> {
+    let status = verdict.denial.as_ref().map(|denial| StatusOut {
+        status: "Failure",
+        code: denial.code,
+        message: &denial.message,
+        reason: denial.reason,
+        details: (!denial.causes.is_empty()).then(|| DetailsOut {
+            name: subject.name,
+            group: subject.group,
+            kind: subject.kind,
+            causes: denial
+                .causes
+                .iter()
+                .map(|cause| CauseOut {
+                    reason: "FieldValueInvalid",
+                    message: &cause.message,
+                    field: &cause.field,
+                })
+                .collect(),
+        }),
+    });
+    let patch = match verdict.patch.as_ref().filter(|p| !p.0.is_empty()) {
+        Some(patch) => Some(encode_patch(patch)?),
+        None => None,
+    };
+    Ok(ReviewOut {
+        api_version: API_VERSION,
+        kind: REVIEW_KIND,
+        response: ResponseOut {
+            uid: subject.uid,
+            allowed: verdict.allowed(),
+            status,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            audit_annotations: &verdict.audit_annotations,
+            warnings: &verdict.warnings,
+        },
+    })
+}
+
+/// The serialized AdmissionReview answering `subject` with `verdict`.
+pub fn answer(subject: Subject, verdict: &Verdict) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&review_out(subject, verdict)?)
+}
+
+/// The same answer as a JSON value, for tools that print it (`check -o json`).
+pub fn answer_json(subject: Subject, verdict: &Verdict) -> Value {
+    review_out(subject, verdict)
+        .and_then(serde_json::to_value)
+        .unwrap_or(Value::Null)
+}
+
+/// An answer for a request that could not be decided: still a well-formed AdmissionReview that
+/// echoes `apiVersion`, `kind` and whatever `uid` could be recovered.
+pub fn refusal(http_status: u16, uid: &str, message: &str) -> Vec<u8> {
+    let out = ReviewOut {
+        api_version: API_VERSION,
+        kind: REVIEW_KIND,
+        response: ResponseOut {
+            uid,
+            allowed: false,
+            status: Some(StatusOut {
+                status: "Failure",
+                code: http_status,
+                message,
+                reason: "InvalidRequest",
+                details: None,
+            }),
+            patch: None,
+            patch_type: None,
+            audit_annotations: &BTreeMap::new(),
+            warnings: &[],
+        },
+    };
+    // Plain strings and numbers: serializing cannot fail.
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+/// The patch as JSON written straight into base64: no copy of it grows with its size but the
+/// encoded text itself.
+fn encode_patch(patch: &json_patch::Patch) -> serde_json::Result<String> {
+    use base64::engine::general_purpose::STANDARD;
+    let mut encoder = base64::write::EncoderStringWriter::new(&STANDARD);
+    serde_json::to_writer(&mut encoder, patch)?;
+    Ok(encoder.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_patch_is_base64_of_its_json() {
+        use base64::Engine;
+        let patch: json_patch::Patch =
+            serde_json::from_str(r#"[{"op": "add", "path": "/a/~1b", "value": [1]}]"#).unwrap();
+        let encoded = encode_patch(&patch).unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&decoded).unwrap(),
+            serde_json::to_value(&patch).unwrap()
+        );
+    }
+
+    #[test]
+    fn answers_echo_the_envelope_and_carry_a_patch_type_only_with_a_patch() {
+        let subject = Subject {
+            uid: "u-1",
+            name: "p",
+            group: "",
+            kind: "Pod",
+        };
+        let allowed = answer_json(subject, &Verdict::allow());
+        assert_eq!(allowed["apiVersion"], API_VERSION);
+        assert_eq!(allowed["kind"], REVIEW_KIND);
+        assert_eq!(allowed["response"]["uid"], "u-1");
+        assert!(allowed["response"].get("patchType").is_none());
+        let refused: Value = serde_json::from_slice(&refusal(503, "u-2", "later")).unwrap();
+        assert_eq!(refused["response"]["status"]["code"], 503);
+        assert_eq!(refused["response"]["uid"], "u-2");
+    }
+}

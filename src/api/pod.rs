@@ -1,0 +1,67 @@
+//! What decisions need of Pods and Namespaces: a small slice of each, so a cluster's worth of
+//! pods fits in memory.
+
+use serde_json::Value;
+
+use super::Labels;
+
+/// What decisions need of a Namespace.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceInfo {
+    pub name: String,
+    pub labels: Labels,
+}
+
+/// What decisions need of a Pod: identity, labels, annotations and service account. Kept small
+/// on purpose so a cluster's worth of pods fits in memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodInfo {
+    pub name: String,
+    pub namespace: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+    /// `spec.serviceAccountName`, `default` when absent (what the API server fills in).
+    pub service_account: String,
+}
+
+impl PodInfo {
+    /// Reads the fields decisions need from raw pod JSON. Missing or mistyped fields fall back to
+    /// empty values; `namespace_fallback` covers `generateName` pods whose object has none yet.
+    pub fn from_json(pod: &Value, namespace_fallback: Option<&str>) -> Self {
+        let string_map = |pointer: &str| string_map_at(pod, pointer);
+        let text = |pointer: &str| {
+            pod.pointer(pointer)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        Self {
+            name: text("/metadata/name")
+                .or_else(|| text("/metadata/generateName"))
+                .unwrap_or_default()
+                .to_owned(),
+            namespace: text("/metadata/namespace")
+                .or(namespace_fallback.filter(|s| !s.is_empty()))
+                .unwrap_or("default")
+                .to_owned(),
+            labels: string_map("/metadata/labels"),
+            annotations: string_map("/metadata/annotations"),
+            service_account: text("/spec/serviceAccountName")
+                .unwrap_or("default")
+                .to_owned(),
+        }
+    }
+}
+
+/// The string-to-string map at `pointer` (labels, annotations); non-string values are skipped and
+/// anything that is not an object reads as empty.
+pub fn string_map_at(value: &Value, pointer: &str) -> Labels {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
