@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use kuma_identity_webhook::api::PodInfo;
-use kuma_identity_webhook::cluster::Snapshot;
+use kuma_identity_webhook::cluster::{Object, Snapshot};
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::inject::{self, InjectConfig, InjectDecision};
 use kuma_identity_webhook::validate::meshidentity;
@@ -24,7 +24,11 @@ const APPS: usize = 20;
 
 fn cluster() -> Snapshot {
     let mut snapshot = Snapshot::default();
-    let mut add = |object: Value| snapshot.add_object(object).unwrap();
+    let mut add = |object: Value| {
+        if let Some(object) = Object::from_json(object).unwrap() {
+            snapshot.insert(object);
+        }
+    };
     add(
         json!({"kind": "Mesh", "metadata": {"name": "default"}, "spec": {"meshServices": {"mode": "Exclusive"}}}),
     );

@@ -83,11 +83,12 @@ async fn pod_denials_are_counted_by_reason() {
         ("batch", "batch", "/workload/{{ .Workload }}"),
         ("team", "web", r#"/team/{{ label "team" }}"#),
     ] {
-        state
-            .add_object(json!({"apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
+        support::insert_json(
+            &mut state,
+            json!({"apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
                 "metadata": {"name": name, "namespace": "kuma-system"},
-                "spec": {"selector": {"dataplane": {"matchLabels": {"app": app}}}, "spiffeID": {"path": path}}}))
-            .unwrap();
+                "spec": {"selector": {"dataplane": {"matchLabels": {"app": app}}}, "spiffeID": {"path": path}}}),
+        );
     }
     let server = TestServer::start(Some(state), Settings::default()).await;
     let client = server.client(false);

@@ -8,7 +8,7 @@ mod support;
 use serde_json::Value;
 
 use kuma_identity_webhook::api::crd;
-use kuma_identity_webhook::offline::sources::parse_documents;
+use kuma_identity_webhook::cluster::file::parse_documents;
 use support::repo_path;
 
 #[test]

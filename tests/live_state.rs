@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use kuma_identity_webhook::cluster::file::parse_documents;
 use kuma_identity_webhook::cluster::watch::{self, WatchConfig};
 use kuma_identity_webhook::cluster::StateHandle;
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::metrics::Metrics;
-use kuma_identity_webhook::offline::sources::parse_documents;
 use support::fake_apiserver::FakeApiServer;
 use support::{meshidentity_review, repo_path, TestServer, MESHIDENTITY_PATH as MESHIDENTITY};
 

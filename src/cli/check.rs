@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use kuma_identity_webhook::cluster::Snapshot;
-use kuma_identity_webhook::offline::{self, ObjectResult};
+use kuma_identity_webhook::admission::response::{answer_json, Subject};
+use kuma_identity_webhook::offline::{self, Answer, Cluster, ObjectResult};
+use kuma_identity_webhook::verdict::Violation;
 
-use super::DecisionArgs;
+use super::{DecisionArgs, Exit};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Output {
@@ -36,54 +37,49 @@ pub struct CheckArgs {
     decisions: DecisionArgs,
 }
 
-/// Exit codes: everything admitted, something denied, input unreadable.
-const ADMITTED: u8 = 0;
-const DENIED: u8 = 1;
-const UNREADABLE: u8 = 2;
-
 pub fn run(args: CheckArgs) -> ExitCode {
-    let mut state = match &args.cluster_state {
-        Some(path) => match Snapshot::load(path) {
-            Ok(state) => state,
+    let mut cluster = match &args.cluster_state {
+        Some(path) => match Cluster::load(path) {
+            Ok(cluster) => cluster,
             Err(e) => {
                 eprintln!("error: {e}");
-                return ExitCode::from(UNREADABLE);
+                return Exit::Unreadable.into();
             }
         },
-        None => Snapshot::default(),
+        None => Cluster::default(),
     };
     let sources = match offline::load_sources(&args.files) {
         Ok(sources) => sources,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(UNREADABLE);
+            return Exit::Unreadable.into();
         }
     };
     let settings = args.decisions.settings();
-    let results = offline::check(&sources, &mut state, &settings, &args.user);
+    let results = offline::check(&sources, &mut cluster, &settings, &args.user);
     match args.output {
         Output::Text => {
             let errors: Vec<ApplyError> = results.iter().filter_map(print_text).collect();
             report_errors(&errors);
         }
-        Output::Json => results.iter().for_each(|r| println!("{}", as_json(r))),
+        Output::Json => results
+            .iter()
+            .enumerate()
+            .for_each(|(i, r)| println!("{}", as_json(i, r))),
     }
     if results.iter().any(|r| r.denial().is_some()) {
-        ExitCode::from(DENIED)
+        Exit::Denied.into()
     } else {
-        ExitCode::from(ADMITTED)
+        Exit::Admitted.into()
     }
 }
 
 /// `meshidentity.kuma.io/web` the way kubectl names objects.
 fn resource_name(result: &ObjectResult) -> String {
-    let group = result
-        .object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .and_then(|v| v.split_once('/'))
-        .map(|(group, _)| format!(".{group}"))
-        .unwrap_or_default();
+    let group = match group_of(&result.object) {
+        "" => String::new(),
+        group => format!(".{group}"),
+    };
     format!("{}{group}/{}", result.kind.to_lowercase(), result.name)
 }
 
@@ -102,36 +98,42 @@ fn print_text(result: &ObjectResult) -> Option<ApplyError> {
         println!("{} {verb} (server dry run)", resource_name(result));
         return None;
     };
-    let status = denial.response["response"]["status"].clone();
     let action = if result.update {
         "applying patch for"
     } else {
         "creating"
     };
     // kube-apiserver prefixes the webhook's message; kubectl then names the source file.
+    let refusal = denial.verdict.denial.as_ref()?;
     let message = format!(
         "error when {action} \"{}\": admission webhook \"{}\" denied the request: {}",
         result.file,
         denial.webhook.name(),
-        status["message"].as_str().unwrap_or_default()
+        refusal.message
     );
-    Some(ApplyError { status, message })
+    Some(ApplyError {
+        reason: refusal.reason,
+        kind: result.kind.clone(),
+        name: result.name.clone(),
+        causes: refusal.causes.clone(),
+        message,
+    })
 }
 
 /// A denial as kubectl holds it: the API server's Status and its message with the source added.
 struct ApplyError {
-    status: Value,
+    reason: &'static str,
+    /// The object's kind and name, as the Status details name them.
+    kind: String,
+    name: String,
+    causes: Vec<Violation>,
     message: String,
 }
 
 impl ApplyError {
-    fn reason(&self) -> &str {
-        self.status["reason"].as_str().unwrap_or_default()
-    }
-
     /// kubectl's one-line form of an API error (`StandardErrorMessage`).
     fn standard(&self) -> String {
-        match self.reason() {
+        match self.reason {
             "" => format!("Error from server: {}", self.message),
             reason => format!("Error from server ({reason}): {}", self.message),
         }
@@ -140,32 +142,20 @@ impl ApplyError {
     /// kubectl's form for a lone `Invalid` error: the object, then each field cause, with the
     /// message itself left out (the causes carry it).
     fn invalid(&self) -> String {
-        let details = &self.status["details"];
-        if details.is_null() {
+        // The Status carries details (kind, name, causes) only with causes.
+        if self.causes.is_empty() {
             return format!("The request is invalid: {}", self.message);
         }
-        let text = |key: &str| details[key].as_str().unwrap_or_default();
-        let subject = if !text("kind").is_empty() || !text("name").is_empty() {
-            format!("The {} \"{}\" is invalid", text("kind"), text("name"))
-        } else if !text("group").is_empty() {
-            format!("The request for {} is invalid", text("group"))
-        } else {
-            "The request is invalid".to_owned()
-        };
+        let subject = format!("The {} \"{}\" is invalid", self.kind, self.name);
         let mut causes: Vec<String> = Vec::new();
-        for cause in details["causes"].as_array().into_iter().flatten() {
-            let line = format!(
-                "{}: {}",
-                cause["field"].as_str().unwrap_or_default(),
-                cause["message"].as_str().unwrap_or_default()
-            );
+        for cause in &self.causes {
+            let line = format!("{}: {}", cause.field, cause.message);
             // kubectl drops repeated causes.
             if !causes.contains(&line) {
                 causes.push(line);
             }
         }
         match causes.as_slice() {
-            [] => subject,
             [one] => format!("{subject}: {one}"),
             many => format!(
                 "{subject}: \n{}",
@@ -183,24 +173,43 @@ impl ApplyError {
 fn report_errors(errors: &[ApplyError]) {
     match errors {
         [] => {}
-        [only] if only.reason() == "Invalid" => eprintln!("{}", only.invalid()),
+        [only] if only.reason == "Invalid" => eprintln!("{}", only.invalid()),
         [only] => eprintln!("{}", only.standard()),
         many => many.iter().for_each(|e| eprintln!("{}", e.standard())),
     }
 }
 
-fn as_json(result: &ObjectResult) -> Value {
+fn as_json(index: usize, result: &ObjectResult) -> Value {
+    let response = |answer: &Answer| {
+        let uid = format!("offline-{index}-{}", answer.webhook.path());
+        let subject = Subject {
+            uid: &uid,
+            name: &result.name,
+            group: group_of(&result.object),
+            kind: &result.kind,
+        };
+        answer_json(subject, &answer.verdict)["response"].take()
+    };
     let denial = result.denial();
     json!({
         "file": result.file,
         "kind": result.kind,
         "name": result.name,
         "namespace": result.namespace,
-        "operation": if result.update { "UPDATE" } else { "CREATE" },
+        "operation": result.operation().as_str(),
         "allowed": denial.is_none(),
         "webhook": denial.map(|d| d.webhook.name()),
-        "status": denial.map(|d| d.response["response"]["status"].clone()),
-        "warnings": result.warnings(),
-        "responses": result.answers.iter().map(|a| json!({"webhook": a.webhook.name(), "response": a.response["response"]})).collect::<Vec<_>>(),
+        "status": denial.map(|d| response(d)["status"].take()),
+        "warnings": result.warnings().collect::<Vec<_>>(),
+        "responses": result.answers.iter().map(|a| json!({"webhook": a.webhook.name(), "response": response(a)})).collect::<Vec<_>>(),
     })
+}
+
+/// The API group of an object, from its `apiVersion`.
+fn group_of(object: &Value) -> &str {
+    object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .and_then(|v| v.split_once('/'))
+        .map_or("", |(group, _)| group)
 }

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use kuma_identity_webhook::cluster::Snapshot;
+use kuma_identity_webhook::cluster::file;
 use kuma_identity_webhook::offline::explain::explain;
 use kuma_identity_webhook::offline::{self, pod_of};
 
-use super::DecisionArgs;
+use super::{DecisionArgs, Exit};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Output {
@@ -32,7 +32,7 @@ pub struct ExplainArgs {
 }
 
 pub fn run(args: ExplainArgs) -> ExitCode {
-    let loaded = Snapshot::load(&args.cluster_state)
+    let loaded = file::load(&args.cluster_state)
         .map_err(|e| e.to_string())
         .and_then(|state| {
             Ok((
@@ -44,7 +44,7 @@ pub fn run(args: ExplainArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::Unreadable.into();
         }
     };
     let settings = args.decisions.settings();
@@ -65,5 +65,6 @@ pub fn run(args: ExplainArgs) -> ExitCode {
             },
         }
     }
-    ExitCode::SUCCESS
+    // Explaining is not judging: a pod whose identity breaks still explains successfully.
+    Exit::Admitted.into()
 }

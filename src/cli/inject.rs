@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use kuma_identity_webhook::inject::{self, InjectDecision};
 use kuma_identity_webhook::offline::{self, pod_template_pointer};
 
-use super::DecisionArgs;
+use super::{DecisionArgs, Exit};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Output {
@@ -33,7 +33,7 @@ pub fn run(args: InjectArgs) -> ExitCode {
         Ok(sources) => sources,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::Unreadable.into();
         }
     };
     let config = args.decisions.settings().inject;
@@ -89,11 +89,11 @@ pub fn run(args: InjectArgs) -> ExitCode {
         Ok(text) => print!("{text}"),
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::Unreadable.into();
         }
     }
     if denied {
-        ExitCode::from(1)
+        Exit::Denied.into()
     } else {
         ExitCode::SUCCESS
     }

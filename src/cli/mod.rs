@@ -44,6 +44,21 @@ enum Command {
     Crd,
 }
 
+/// How the offline commands exit: everything admitted (or injected), something denied, input
+/// unreadable.
+#[derive(Debug, Clone, Copy)]
+pub enum Exit {
+    Admitted = 0,
+    Denied = 1,
+    Unreadable = 2,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum LogFormat {
     Text,

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use kuma_identity_webhook::cluster::watch;
-use kuma_identity_webhook::cluster::{Snapshot, StateHandle};
+use kuma_identity_webhook::cluster::{file, StateHandle};
 use kuma_identity_webhook::metrics::Metrics;
 use kuma_identity_webhook::server::drain::Drain;
 use kuma_identity_webhook::server::tls::certs;
@@ -156,7 +156,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut background: Vec<JoinHandle<()>> = Vec::new();
     match &args.cluster_state {
         Some(path) => {
-            let snapshot = Snapshot::load(path)?;
+            let snapshot = file::load(path)?;
             tracing::info!(
                 file = %path.display(),
                 meshes = snapshot.mesh_count(),

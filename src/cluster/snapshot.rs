@@ -1,29 +1,12 @@
-//! The read-only view of the cluster that every decision is made against.
-//!
-//! Decisions take `&dyn ClusterView`, so the same rules run against a file loaded at start-up
-//! (quickstart, tests, the offline CLI) or against caches fed by Kubernetes watches.
+//! An immutable set of cluster objects with the indexes decisions use.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::Value;
+use crate::api::{Labels, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
 
-use crate::api::{string_map_at, Labels, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
-use crate::offline::sources::LoadError;
-
-/// Lookups decisions need. Implementations must answer from memory: no call may reach the
-/// Kubernetes API while an admission request is being handled.
-pub trait ClusterView: Send + Sync {
-    fn mesh(&self, name: &str) -> Option<&Mesh>;
-    /// Every MeshIdentity of `mesh`, in no particular order.
-    fn identities_in_mesh(&self, mesh: &str) -> Vec<&MeshIdentity>;
-    fn namespace_labels(&self, namespace: &str) -> Option<&Labels>;
-    /// Every known pod.
-    fn pods(&self) -> Box<dyn Iterator<Item = &PodInfo> + '_>;
-    /// The pods whose own label `key` is `value` (derived dataplane labels are not indexed).
-    fn pods_labelled(&self, key: &str, value: &str) -> Box<dyn Iterator<Item = &PodInfo> + '_>;
-}
+use super::object::Object;
+use super::view::ClusterView;
 
 /// An immutable set of objects with the indexes decisions use.
 #[derive(Debug, Clone, Default)]
@@ -69,55 +52,18 @@ impl Snapshot {
         snapshot
     }
 
-    /// Loads a multi-document YAML (or JSON) file of Mesh, MeshIdentity, Namespace and Pod
-    /// objects; `List` objects are flattened. Other kinds are ignored.
-    pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let mut snapshot = Self::default();
-        for (index, object) in crate::offline::sources::read_documents(path)?
-            .into_iter()
-            .enumerate()
-        {
-            snapshot
-                .add_object(object)
-                .map_err(|message| LoadError::parse(path, index + 1, message))?;
+    /// Adds an object, or replaces the one of its kind, namespace and name.
+    pub fn insert(&mut self, object: Object) {
+        match object {
+            Object::Mesh(mesh) => {
+                self.meshes.insert(mesh.name().to_owned(), *mesh);
+            }
+            Object::MeshIdentity(identity) => self.upsert_identity(*identity),
+            Object::Namespace(namespace) => {
+                self.namespaces.insert(namespace.name.clone(), namespace);
+            }
+            Object::Pod(pod) => self.upsert_pod(Arc::new(pod)),
         }
-        Ok(snapshot)
-    }
-
-    /// Adds (or replaces, by name) one object. The error names what was wrong with it.
-    pub fn add_object(&mut self, object: Value) -> Result<(), String> {
-        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
-        match kind {
-            "Mesh" => {
-                let mesh: Mesh =
-                    serde_json::from_value(object).map_err(|e| format!("Mesh: {e}"))?;
-                self.meshes.insert(mesh.name().to_owned(), mesh);
-            }
-            "MeshIdentity" => {
-                let identity: MeshIdentity =
-                    serde_json::from_value(object).map_err(|e| format!("MeshIdentity: {e}"))?;
-                self.upsert_identity(identity);
-            }
-            "Namespace" => {
-                let name = object
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                self.namespaces.insert(
-                    name.clone(),
-                    NamespaceInfo {
-                        name,
-                        labels: string_map_at(&object, "/metadata/labels"),
-                    },
-                );
-            }
-            "Pod" => {
-                self.upsert_pod(Arc::new(PodInfo::from_json(&object, None)));
-            }
-            _ => {}
-        }
-        Ok(())
     }
 
     fn upsert_pod(&mut self, pod: Arc<PodInfo>) {
@@ -163,48 +109,17 @@ impl Snapshot {
         }
     }
 
+    /// Replaces the identity of the same name and namespace, in whichever mesh it was.
     fn upsert_identity(&mut self, identity: MeshIdentity) {
-        let list = self
-            .identities
-            .entry(identity.mesh().to_owned())
-            .or_default();
-        list.retain(|i| !(i.name() == identity.name() && i.namespace() == identity.namespace()));
-        list.push(identity);
-    }
-
-    /// The stored object with the kind, name and namespace of `like`, as JSON: what an apply of
-    /// `like` would update. Pods are stored slimmed, so only their decision fields come back.
-    pub fn object(&self, like: &Value) -> Option<Value> {
-        let text = |pointer: &str| like.pointer(pointer).and_then(Value::as_str).unwrap_or("");
-        let (name, namespace) = (text("/metadata/name"), text("/metadata/namespace"));
-        match text("/kind") {
-            "Mesh" => typed_json(self.meshes.get(name)?, "Mesh"),
-            "MeshIdentity" => typed_json(
-                self.identities
-                    .values()
-                    .flatten()
-                    .find(|i| i.name() == name && i.namespace() == namespace)?,
-                "MeshIdentity",
-            ),
-            "Pod" => {
-                let position = *self
-                    .pod_positions
-                    .get(&(namespace.to_owned(), name.to_owned()))?;
-                let pod = self.pods.get(position)?;
-                Some(serde_json::json!({
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {
-                        "name": pod.name,
-                        "namespace": pod.namespace,
-                        "labels": pod.labels,
-                        "annotations": pod.annotations,
-                    },
-                    "spec": {"serviceAccountName": pod.service_account},
-                }))
-            }
-            _ => None,
+        for list in self.identities.values_mut() {
+            list.retain(|i| {
+                !(i.name() == identity.name() && i.namespace() == identity.namespace())
+            });
         }
+        self.identities
+            .entry(identity.mesh().to_owned())
+            .or_default()
+            .push(identity);
     }
 
     pub fn pod_count(&self) -> usize {
@@ -218,15 +133,6 @@ impl Snapshot {
     pub fn mesh_count(&self) -> usize {
         self.meshes.len()
     }
-}
-
-/// A stored `kuma.io/v1alpha1` object as JSON with its `apiVersion` and `kind`.
-fn typed_json(object: &impl serde::Serialize, kind: &str) -> Option<Value> {
-    let mut value = serde_json::to_value(object).ok()?;
-    let map = value.as_object_mut()?;
-    map.insert("apiVersion".to_owned(), Value::from("kuma.io/v1alpha1"));
-    map.insert("kind".to_owned(), Value::from(kind));
-    Some(value)
 }
 
 impl ClusterView for Snapshot {
@@ -264,66 +170,14 @@ impl ClusterView for Snapshot {
     }
 }
 
-/// Where the server reads its current view from. Swapping in a new snapshot is how a file reload
-/// or a watch update becomes visible; readers keep the `Arc` they took for the whole request.
-#[derive(Default)]
-pub struct StateHandle {
-    current: std::sync::RwLock<Option<Arc<dyn ClusterView>>>,
-    /// Set while the source of the state is known to be stale (a watch failing too long).
-    unready: std::sync::RwLock<Option<String>>,
-    /// Set once the server is shutting down; never cleared.
-    draining: std::sync::atomic::AtomicBool,
-}
-
-impl StateHandle {
-    pub fn set(&self, view: Arc<dyn ClusterView>) {
-        if let Ok(mut guard) = self.current.write() {
-            *guard = Some(view);
-        }
-    }
-
-    /// `None` until the first state is loaded: callers must not guess before that.
-    pub fn get(&self) -> Option<Arc<dyn ClusterView>> {
-        self.current.read().ok().and_then(|guard| guard.clone())
-    }
-
-    /// Marks the state stale (`Some(reason)`) or current again (`None`).
-    pub fn set_unready_reason(&self, reason: Option<String>) {
-        if let Ok(mut guard) = self.unready.write() {
-            *guard = reason;
-        }
-    }
-
-    /// Turns the server unready for good: it is shutting down, and endpoints must stop sending
-    /// it requests (it keeps answering those that still come while the drain lasts).
-    pub fn start_draining(&self) {
-        self.draining
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// `Ok` when a state is loaded, not known to be stale, and the server is not shutting down;
-    /// else why not.
-    pub fn readiness(&self) -> Result<(), String> {
-        if self.draining.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err("shutting down".to_owned());
-        }
-        if self.get().is_none() {
-            return Err("cluster state not loaded".to_owned());
-        }
-        match self.unready.read().ok().and_then(|guard| guard.clone()) {
-            Some(reason) => Err(reason),
-            None => Ok(()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(name: &str, app: &str) -> Value {
-        json!({"kind": "Pod", "metadata": {"name": name, "namespace": "shop", "labels": {"app": app}}})
+    fn pod(name: &str, app: &str) -> PodInfo {
+        let json = json!({"kind": "Pod", "metadata": {"name": name, "namespace": "shop", "labels": {"app": app}}});
+        PodInfo::from_json(&json, None)
     }
 
     fn names(snapshot: &Snapshot, app: &str) -> Vec<String> {
@@ -336,13 +190,27 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_moved_to_another_mesh_leaves_the_first() {
+        let identity = |mesh: &str| {
+            let json = json!({"metadata": {"name": "i", "namespace": "kuma-system", "labels": {"kuma.io/mesh": mesh}}});
+            Object::MeshIdentity(Box::new(serde_json::from_value(json).unwrap()))
+        };
+        let mut snapshot = Snapshot::default();
+        snapshot.insert(identity("a"));
+        snapshot.insert(identity("b"));
+        assert!(snapshot.identities_in_mesh("a").is_empty());
+        assert_eq!(snapshot.identities_in_mesh("b").len(), 1);
+        assert_eq!(snapshot.identity_count(), 1);
+    }
+
+    #[test]
     fn a_pod_added_again_replaces_itself_in_every_index() {
         let mut snapshot = Snapshot::default();
         for object in [pod("a", "web"), pod("b", "web"), pod("c", "db")] {
-            snapshot.add_object(object).unwrap();
+            snapshot.insert(Object::Pod(object));
         }
         assert_eq!(names(&snapshot, "web"), ["a", "b"]);
-        snapshot.add_object(pod("a", "db")).unwrap();
+        snapshot.insert(Object::Pod(pod("a", "db")));
         assert_eq!(snapshot.pod_count(), 3);
         assert_eq!(names(&snapshot, "web"), ["b"]);
         assert_eq!(names(&snapshot, "db"), ["a", "c"]);
@@ -352,8 +220,8 @@ mod tests {
 
         // The bulk constructor the live state uses keeps the same rule.
         let pods: Vec<Arc<PodInfo>> = [pod("a", "web"), pod("a", "db")]
-            .iter()
-            .map(|p| Arc::new(PodInfo::from_json(p, None)))
+            .into_iter()
+            .map(Arc::new)
             .collect();
         let built = Snapshot::new(Vec::new(), Vec::new(), Vec::new(), pods);
         assert_eq!(built.pod_count(), 1);

@@ -122,7 +122,7 @@ impl Registration {
 /// ones first, in the order kube-apiserver runs them.
 pub fn parse(manifest: &str) -> Result<Vec<Registration>, RegistrationError> {
     let documents =
-        crate::offline::sources::parse_documents(manifest).map_err(|(index, message)| {
+        crate::cluster::file::parse_documents(manifest).map_err(|(index, message)| {
             RegistrationError::Parse(format!("document {index}: {message}"))
         })?;
     let mut registrations = Vec::new();

@@ -1,132 +1,58 @@
-//! Reading Kubernetes manifests: multi-document YAML or JSON, with `List` objects flattened.
+//! The manifests the offline commands read: files, directories and standard input, each object
+//! with the file it came from.
 
-use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::Value;
 
-/// Why a manifest file could not be turned into objects.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path}: document {index}: {message}")]
-    Parse {
-        path: String,
-        index: usize,
-        message: String,
-    },
+use crate::cluster::file::read_documents;
+use crate::cluster::LoadError;
+
+/// One object read from a manifest, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The file name as given (`-` for standard input).
+    pub file: String,
+    pub object: Value,
 }
 
-impl LoadError {
-    /// A problem with the `index`th (1-based) document of the file at `path`.
-    pub fn parse(path: &Path, index: usize, message: String) -> Self {
-        Self::Parse {
-            path: path.display().to_string(),
-            index,
-            message,
+/// Reads every object from files, directories (their `.yaml`, `.yml` and `.json` files, in name
+/// order, recursively) and `-` (standard input), in the order given.
+pub fn load_sources(paths: &[PathBuf]) -> Result<Vec<Source>, LoadError> {
+    let mut sources = Vec::new();
+    for path in paths {
+        for file in expand(path)? {
+            let objects = read_documents(&file)?;
+            let name = file.display().to_string();
+            sources.extend(objects.into_iter().map(|object| Source {
+                file: name.clone(),
+                object,
+            }));
         }
     }
+    Ok(sources)
 }
 
-/// Reads and parses one file, or standard input when `path` is `-`.
-pub fn read_documents(path: &Path) -> Result<Vec<Value>, LoadError> {
-    let error = |source| LoadError::Read {
+fn expand(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    if path.as_os_str() == "-" || !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read {
         path: path.display().to_string(),
         source,
-    };
-    let text = if path.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(error)?;
-        text
-    } else {
-        std::fs::read_to_string(path).map_err(error)?
-    };
-    parse_documents(&text).map_err(|(index, message)| LoadError::parse(path, index, message))
-}
-
-/// Parses every document of `text` into JSON values, skipping empty documents and flattening
-/// `kind: List` (and `*List`) objects into their items. On error returns the 1-based document
-/// index and the parser's message.
-pub fn parse_documents(text: &str) -> Result<Vec<Value>, (usize, String)> {
-    let mut objects = Vec::new();
-    for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let value = match Value::deserialize(document) {
-            Ok(value) => value,
-            // kubectl also reads a stream of JSON objects with nothing between them, which is
-            // not YAML; the YAML error stands when the text is not such a stream either.
-            Err(e) => return parse_json_stream(text).ok_or((index + 1, e.to_string())),
-        };
-        flatten_into(value, &mut objects);
-    }
-    Ok(objects)
-}
-
-/// Concatenated JSON values (`{...}{...}` or one per line), flattened like YAML documents.
-fn parse_json_stream(text: &str) -> Option<Vec<Value>> {
-    let mut objects = Vec::new();
-    for value in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-        flatten_into(value.ok()?, &mut objects);
-    }
-    Some(objects)
-}
-
-fn flatten_into(value: Value, out: &mut Vec<Value>) {
-    match value {
-        Value::Null => {}
-        Value::Object(mut map) if is_list(&map) => {
-            if let Some(Value::Array(items)) = map.remove("items") {
-                items.into_iter().for_each(|item| flatten_into(item, out));
-            }
+    })?;
+    let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    children.sort();
+    let mut files = Vec::new();
+    for child in children {
+        if child.is_dir() {
+            files.extend(expand(&child)?);
+        } else if matches!(
+            child.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            files.push(child);
         }
-        other => out.push(other),
     }
-}
-
-fn is_list(map: &serde_json::Map<String, Value>) -> bool {
-    map.get("kind")
-        .and_then(Value::as_str)
-        .is_some_and(|kind| kind.ends_with("List"))
-        && map.get("items").is_some_and(Value::is_array)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multi_document_and_lists() {
-        let text =
-            "---\nkind: Mesh\n---\n\n---\nkind: List\nitems:\n- kind: Pod\n- kind: Namespace\n";
-        let docs = parse_documents(text).unwrap();
-        let kinds: Vec<_> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["Mesh", "Pod", "Namespace"]);
-    }
-
-    #[test]
-    fn json_is_yaml() {
-        let docs = parse_documents(r#"{"kind": "Pod", "metadata": {"name": "x"}}"#).unwrap();
-        assert_eq!(docs[0]["metadata"]["name"], "x");
-    }
-
-    #[test]
-    fn json_streams() {
-        let docs = parse_documents(
-            "{\"kind\": \"Pod\"}\n{\"kind\": \"List\", \"items\": [{\"kind\": \"Mesh\"}]}{\"kind\": \"Namespace\"}",
-        )
-        .unwrap();
-        let kinds: Vec<_> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["Pod", "Mesh", "Namespace"]);
-        assert!(parse_documents("{\"kind\": \"Pod\"} {").is_err());
-    }
-
-    #[test]
-    fn errors_name_the_document() {
-        let (index, _) = parse_documents("kind: Mesh\n---\nkind: [\n").unwrap_err();
-        assert_eq!(index, 2);
-    }
+    Ok(files)
 }

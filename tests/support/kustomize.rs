@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use kuma_identity_webhook::offline::sources::parse_documents;
+use kuma_identity_webhook::cluster::file::parse_documents;
 
 /// The objects `kubectl kustomize DIR` renders; `None` when kubectl cannot be run here.
 pub fn render(dir: &Path) -> Option<Vec<Value>> {

@@ -1,0 +1,19 @@
+//! The read-only view of the cluster that every decision is made against.
+//!
+//! Decisions take `&dyn ClusterView`, so the same rules run against a file loaded at start-up
+//! (quickstart, tests, the offline CLI) or against caches fed by Kubernetes watches.
+
+use crate::api::{Labels, Mesh, MeshIdentity, PodInfo};
+
+/// Lookups decisions need. Implementations must answer from memory: no call may reach the
+/// Kubernetes API while an admission request is being handled.
+pub trait ClusterView: Send + Sync {
+    fn mesh(&self, name: &str) -> Option<&Mesh>;
+    /// Every MeshIdentity of `mesh`, in no particular order.
+    fn identities_in_mesh(&self, mesh: &str) -> Vec<&MeshIdentity>;
+    fn namespace_labels(&self, namespace: &str) -> Option<&Labels>;
+    /// Every known pod.
+    fn pods(&self) -> Box<dyn Iterator<Item = &PodInfo> + '_>;
+    /// The pods whose own label `key` is `value` (derived dataplane labels are not indexed).
+    fn pods_labelled(&self, key: &str, value: &str) -> Box<dyn Iterator<Item = &PodInfo> + '_>;
+}
