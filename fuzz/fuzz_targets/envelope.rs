@@ -13,7 +13,8 @@ fn cluster() -> &'static (Snapshot, Settings) {
     static CLUSTER: OnceLock<(Snapshot, Settings)> = OnceLock::new();
     CLUSTER.get_or_init(|| {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/examples/cluster-state.yaml");
-        let snapshot = Snapshot::load(std::path::Path::new(path)).expect("example cluster state");
+        let snapshot = kuma_identity_webhook::cluster::file::load(std::path::Path::new(path))
+            .expect("example cluster state");
         let mut settings = Settings::default();
         settings.workload_labels = vec!["app.kubernetes.io/name".to_owned()];
         settings.inject.enabled_by_default = true;

@@ -9,13 +9,14 @@ mod logging;
 mod serve;
 
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use kuma_identity_webhook::config::{
-    Enforcement, KumaVersion, Settings, WorkloadFallback, DEFAULT_PRIVILEGED_USERS,
+    self, Enforcement, InjectConfig, KumaVersion, Settings, WorkloadFallback,
+    DEFAULT_PRIVILEGED_USERS,
 };
-use kuma_identity_webhook::inject::InjectConfig;
 
 #[derive(Parser)]
 #[command(
@@ -72,11 +73,11 @@ pub struct DecisionArgs {
     #[arg(
         long,
         env = "KUMA_STORE_KUBERNETES_SYSTEM_NAMESPACE",
-        default_value = "kuma-system"
+        default_value = config::DEFAULT_SYSTEM_NAMESPACE
     )]
     system_namespace: String,
     /// This zone's name: `.Zone` in trust domains and the `kuma.io/zone` dataplane label.
-    #[arg(long, env = "KUMA_MULTIZONE_ZONE_NAME", default_value = "default")]
+    #[arg(long, env = "KUMA_MULTIZONE_ZONE_NAME", default_value = config::DEFAULT_ZONE)]
     zone: String,
     /// Pod labels naming the workload, highest priority first (comma-separated).
     #[arg(
@@ -86,28 +87,35 @@ pub struct DecisionArgs {
         default_value = ""
     )]
     workload_labels: Vec<String>,
-    /// Where a pod's workload comes from when no workload label is set.
+    /// Where a pod's workload comes from when no workload label is set: `none`, or
+    /// `service-account` as upstream Kuma does.
     #[arg(
         long,
         env = "KIW_WORKLOAD_FALLBACK",
-        value_enum,
-        default_value = "none"
+        value_parser = WorkloadFallback::from_str,
+        default_value_t = WorkloadFallback::default()
     )]
     workload_fallback: WorkloadFallback,
-    /// Whether pods that would break make a MeshIdentity change fail, or only warn.
+    /// Whether pods that would break make a MeshIdentity change fail (`deny`), or only warn
+    /// (`warn`).
     #[arg(
         long,
         env = "KIW_WORKLOAD_LABEL_ENFORCEMENT",
-        value_enum,
-        default_value = "deny"
+        value_parser = Enforcement::from_str,
+        default_value_t = Enforcement::default()
     )]
     workload_label_enforcement: Enforcement,
     /// Users that bypass the placement and mesh rules (comma-separated).
     #[arg(long, env = "KIW_PRIVILEGED_USERS", value_delimiter = ',', default_values_t = DEFAULT_PRIVILEGED_USERS.map(str::to_owned))]
     privileged_users: Vec<String>,
-    /// The Kuma major version of the cluster: 3 turns off the rules about
+    /// The Kuma major version of the cluster, `2` or `3`: 3 turns off the rules about
     /// `Mesh.spec.meshServices`, which Kuma 3 removed.
-    #[arg(long, env = "KIW_KUMA_VERSION", value_enum, default_value = "2")]
+    #[arg(
+        long,
+        env = "KIW_KUMA_VERSION",
+        value_parser = KumaVersion::from_str,
+        default_value_t = KumaVersion::default()
+    )]
     kuma_version: KumaVersion,
     /// Mount the SPIRE agent socket into every pod unless it opts out (a boolean as Kuma reads
     /// it: 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False).
@@ -117,14 +125,14 @@ pub struct DecisionArgs {
     #[arg(
         long,
         env = "KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_MOUNT_PATH",
-        default_value = "/run/spire/sockets"
+        default_value = config::DEFAULT_SPIRE_MOUNT_PATH
     )]
     spire_mount_path: String,
     /// File name of the socket inside the mounted directory.
     #[arg(
         long,
         env = "KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_SOCKET_FILE_NAME",
-        default_value = "socket"
+        default_value = config::DEFAULT_SPIRE_SOCKET_FILE_NAME
     )]
     spire_socket_file_name: String,
 }

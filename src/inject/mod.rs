@@ -14,33 +14,12 @@ mod shape;
 
 use serde_json::Value;
 
+pub use crate::config::InjectConfig;
 pub use crate::verdict::{InjectionDenial, SkipReason};
 
 use self::denial::Denial;
 use self::optin::Effective;
 use self::shape::{object, opt_object, opt_str, Object};
-
-/// Server-side settings for the injector.
-#[derive(Debug, Clone)]
-pub struct InjectConfig {
-    /// From KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_ENABLED: inject into every
-    /// pod unless it opts out.
-    pub enabled_by_default: bool,
-    /// Where the socket directory is mounted in target containers.
-    pub mount_path: String,
-    /// File name of the agent socket inside `mount_path`.
-    pub socket_file_name: String,
-}
-
-impl Default for InjectConfig {
-    fn default() -> Self {
-        Self {
-            enabled_by_default: false,
-            mount_path: "/run/spire/sockets".into(),
-            socket_file_name: "socket".into(),
-        }
-    }
-}
 
 /// Label or annotation that switches injection per pod.
 pub const SPIRE_SUPPORT_KEY: &str = "k8s.kuma.io/spire-support";
