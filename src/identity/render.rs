@@ -22,9 +22,31 @@ const DISPLAY_NAME_LABEL: &str = "kuma.io/display-name";
 /// The origin Kuma's defaulting webhook gives objects created in a zone.
 const ORIGIN_ZONE: &str = "zone";
 
-/// Parses a SPIFFE ID template the way upstream does, with its error prefix.
-pub fn parse_template(source: &str) -> Result<Template, String> {
-    gotemplate::parse(source, LABEL_FUNC).map_err(|e| format!("couldn't parse template: {e}"))
+/// A template that does not parse, in upstream's words: `couldn't parse template: <Go's error>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("couldn't parse template: {0}")]
+pub struct TemplateError(#[from] pub gotemplate::ParseError);
+
+/// Why an identity gives a dataplane no valid SPIFFE ID; each message says which step failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpiffeIdError {
+    #[error("trust domain: {0}")]
+    TrustDomainTemplate(TemplateError),
+    #[error("trust domain: {0}")]
+    TrustDomain(gotemplate::ExecError),
+    #[error("path: {0}")]
+    PathTemplate(TemplateError),
+    /// Rendering the path failed (Go's message already names the template).
+    #[error("{0}")]
+    Path(gotemplate::ExecError),
+    /// The rendered ID breaks the SPIFFE rules: the value, and go-spiffe's words.
+    #[error("\"{value}\": {problem}")]
+    Invalid { value: String, problem: String },
+}
+
+/// Parses a SPIFFE ID template the way upstream does.
+pub fn parse_template(source: &str) -> Result<Template, TemplateError> {
+    Ok(gotemplate::parse(source, LABEL_FUNC)?)
 }
 
 /// The labels a MeshIdentity carries once Kuma's defaulting webhook has run, which it always has
@@ -59,7 +81,7 @@ pub fn render_trust_domain(
     template: &Template,
     identity: &MeshIdentity,
     settings: &Settings,
-) -> Result<String, String> {
+) -> Result<String, gotemplate::ExecError> {
     let labels = defaulted_labels(identity, settings);
     // An empty label counts as absent here, as upstream treats it.
     let zone = labels
@@ -67,12 +89,10 @@ pub fn render_trust_domain(
         .filter(|zone| !zone.is_empty())
         .map_or(settings.zone.as_str(), String::as_str);
     let fields = [("Mesh", identity.mesh()), ("Zone", zone)];
-    template
-        .execute(&Data {
-            fields: &fields,
-            labels: &labels,
-        })
-        .map_err(|e| e.to_string())
+    template.execute(&Data {
+        fields: &fields,
+        labels: &labels,
+    })
 }
 
 /// Evaluation steps one admission review may spend rendering a path for the pods it checks.
@@ -87,7 +107,7 @@ pub fn render_path(
     template: &Template,
     trust_domain: &str,
     dataplane: &DataplaneView,
-) -> Result<String, String> {
+) -> Result<String, gotemplate::ExecError> {
     render_path_within(
         template,
         trust_domain,
@@ -102,22 +122,20 @@ pub fn render_path_within(
     trust_domain: &str,
     dataplane: &DataplaneView,
     budget: &mut Budget,
-) -> Result<String, String> {
+) -> Result<String, gotemplate::ExecError> {
     let fields = [
         ("TrustDomain", trust_domain),
         ("Namespace", dataplane.pod.namespace.as_str()),
         ("ServiceAccount", dataplane.pod.service_account.as_str()),
         ("Workload", dataplane.workload.unwrap_or_default()),
     ];
-    template
-        .execute_within(
-            &Data {
-                fields: &fields,
-                labels: &dataplane.labels(),
-            },
-            budget,
-        )
-        .map_err(|e| e.to_string())
+    template.execute_within(
+        &Data {
+            fields: &fields,
+            labels: &dataplane.labels(),
+        },
+        budget,
+    )
 }
 
 /// A SPIFFE ID as the templates rendered it, and what breaks the SPIFFE rules in it, if anything.
@@ -130,10 +148,13 @@ pub struct RenderedId {
 }
 
 impl RenderedId {
-    /// `"<value>": <problem>`, the form error messages quote a broken ID in.
-    pub fn problem_with_value(&self) -> Option<String> {
-        let problem = self.problem.as_ref()?;
-        Some(format!("\"{}\": {problem}", self.value))
+    /// The error a broken ID is, quoting its value.
+    pub fn error(&self) -> Option<SpiffeIdError> {
+        let problem = self.problem.clone()?;
+        Some(SpiffeIdError::Invalid {
+            value: self.value.clone(),
+            problem,
+        })
     }
 }
 
@@ -144,14 +165,15 @@ pub fn render_spiffe_id(
     identity: &MeshIdentity,
     dataplane: &DataplaneView,
     settings: &Settings,
-) -> Result<RenderedId, String> {
+) -> Result<RenderedId, SpiffeIdError> {
     let trust_domain_template = parse_template(identity.trust_domain_template())
-        .map_err(|e| format!("trust domain: {e}"))?;
+        .map_err(SpiffeIdError::TrustDomainTemplate)?;
     let path_template =
-        parse_template(identity.path_template()).map_err(|e| format!("path: {e}"))?;
+        parse_template(identity.path_template()).map_err(SpiffeIdError::PathTemplate)?;
     let trust_domain = render_trust_domain(&trust_domain_template, identity, settings)
-        .map_err(|e| format!("trust domain: {e}"))?;
-    let path = render_path(&path_template, &trust_domain, dataplane)?;
+        .map_err(SpiffeIdError::TrustDomain)?;
+    let path =
+        render_path(&path_template, &trust_domain, dataplane).map_err(SpiffeIdError::Path)?;
     Ok(match spiffe::spiffe_id(&trust_domain, &path) {
         Ok(value) => RenderedId {
             value,
@@ -171,9 +193,9 @@ pub fn spiffe_id_for(
     identity: &MeshIdentity,
     dataplane: &DataplaneView,
     settings: &Settings,
-) -> Result<String, String> {
+) -> Result<String, SpiffeIdError> {
     let rendered = render_spiffe_id(identity, dataplane, settings)?;
-    match rendered.problem_with_value() {
+    match rendered.error() {
         None => Ok(rendered.value),
         Some(error) => Err(error),
     }

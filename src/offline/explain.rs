@@ -90,10 +90,12 @@ pub fn explain(
             runner_up.precedence_key
         ),
     });
-    let trust_domain = winner.map(|w| {
-        parse_template(w.trust_domain_template()).and_then(|t| render_trust_domain(&t, w, settings))
+    let trust_domain = winner.map(|w| match parse_template(w.trust_domain_template()) {
+        Ok(template) => render_trust_domain(&template, w, settings).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     });
-    let spiffe_id = winner.map(|w| spiffe_id_for(w, &dataplane, settings));
+    let spiffe_id =
+        winner.map(|w| spiffe_id_for(w, &dataplane, settings).map_err(|e| e.to_string()));
     let request = Request {
         operation: Operation::Create,
         namespace: Some(&pod.namespace),

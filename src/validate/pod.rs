@@ -141,8 +141,7 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
     let (reason, warnings) = match render_spiffe_id(identity, &dataplane, settings) {
         Ok(rendered) => {
             audit.insert(AUDIT_SPIFFE_ID.to_owned(), rendered.value.clone());
-            let (Some(problem), Some(reason)) = (&rendered.problem, rendered.problem_with_value())
-            else {
+            let (Some(problem), Some(reason)) = (&rendered.problem, rendered.error()) else {
                 return Some(Assessment {
                     audit,
                     finding: None,
@@ -155,7 +154,7 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
                     rendered.value
                 )),
             ];
-            (reason, warnings)
+            (reason.to_string(), warnings)
         }
         Err(error) => {
             let warnings = vec![
@@ -164,7 +163,7 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
                     "from MeshIdentity '{name}' with path template '{path}'"
                 )),
             ];
-            (error, warnings)
+            (error.to_string(), warnings)
         }
     };
     let finding = Finding {

@@ -181,7 +181,7 @@ fn parse_checked(
     let template = match parse_template(source) {
         Ok(template) => template,
         Err(message) => {
-            findings.invalid(field, message);
+            findings.invalid(field, message.to_string());
             return None;
         }
     };

@@ -9,7 +9,9 @@ use crate::cluster::ClusterView;
 use crate::config::{Enforcement, Settings};
 use crate::gotemplate::{Budget, Template};
 use crate::identity::dataplane::{is_meshed, DataplaneView, DERIVED_LABELS};
-use crate::identity::render::{render_path_within, uses_workload_label, REVIEW_RENDER_STEPS};
+use crate::identity::render::{
+    render_path_within, uses_workload_label, SpiffeIdError, REVIEW_RENDER_STEPS,
+};
 use crate::identity::select::Ranking;
 use crate::identity::spiffe;
 
@@ -148,7 +150,8 @@ fn scan(
     let needs_workload = uses_workload_label(candidate.path_template());
     // Pods that read the same values render to the same path; rendering once per distinct set of
     // inputs keeps a scan over thousands of pods cheap.
-    let mut rendered: HashMap<(&str, &str, Option<&str>), Result<(), String>> = HashMap::new();
+    let mut rendered: HashMap<(&str, &str, Option<&str>), Result<(), SpiffeIdError>> =
+        HashMap::new();
     // A `label` call makes the output depend on more than the memo key; the source check also
     // covers calls whose key is not a literal.
     let reads_other_labels =
@@ -194,7 +197,7 @@ fn scan(
         if let Err(reason) = outcome {
             breakage
                 .unrenderable
-                .push((dataplane.display_name(), reason));
+                .push((dataplane.display_name(), reason.to_string()));
         }
     }
     breakage
@@ -223,11 +226,15 @@ fn render_and_check(
     trust_domain: &str,
     dataplane: &DataplaneView,
     budget: &mut Budget,
-) -> Result<(), String> {
-    let rendered = render_path_within(path, trust_domain, dataplane, budget)?;
+) -> Result<(), SpiffeIdError> {
+    let rendered =
+        render_path_within(path, trust_domain, dataplane, budget).map_err(SpiffeIdError::Path)?;
     spiffe::spiffe_id(trust_domain, &rendered)
         .map(|_| ())
-        .map_err(|e| format!("\"spiffe://{trust_domain}{rendered}\": {e}"))
+        .map_err(|e| SpiffeIdError::Invalid {
+            value: format!("spiffe://{trust_domain}{rendered}"),
+            problem: e.to_string(),
+        })
 }
 
 fn report(breakage: &Breakage, settings: &Settings, findings: &mut Findings) {
