@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use kuma_identity_webhook::config::Settings;
-use kuma_identity_webhook::server::deadline::Deadlines;
 use kuma_identity_webhook::server::routes::MAX_BODY_BYTES;
+use kuma_identity_webhook::server::timeouts::Deadlines;
 use support::raw::{
     h2_healthz, h2_idle, h2_preface, small_window_tcp, time_until_closed, tls_handshake,
 };

@@ -5,7 +5,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde::{Deserialize, Serialize};
 
-use crate::api::MeshIdentityResource;
+use super::meshidentity::MeshIdentityResource;
 
 /// The part of a Mesh's spec this product reads; everything else is preserved as written.
 #[allow(clippy::duplicated_attributes)] // each printer column repeats `type_`

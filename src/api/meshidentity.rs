@@ -10,7 +10,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{mesh_of, Labels, DEFAULT_PATH_TEMPLATE, DEFAULT_TRUST_DOMAIN_TEMPLATE};
+use super::labels::{mesh_of, Labels};
+
+/// Kuma's trust domain when a MeshIdentity gives none.
+pub const DEFAULT_TRUST_DOMAIN_TEMPLATE: &str = "{{ .Mesh }}.{{ .Zone }}.mesh.local";
+/// Kuma's path when a MeshIdentity gives none.
+pub const DEFAULT_PATH_TEMPLATE: &str = "/ns/{{ .Namespace }}/sa/{{ .ServiceAccount }}";
 
 /// `kuma.io/v1alpha1` `MeshIdentity`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

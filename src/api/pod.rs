@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::Labels;
+use super::labels::Labels;
 
 /// What decisions need of a Namespace.
 #[derive(Debug, Clone, Default, PartialEq)]

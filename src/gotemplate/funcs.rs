@@ -1,7 +1,7 @@
 //! The functions a template can call: Go's builtins (for the values this data model has) and
 //! upstream Kuma's `label`.
 
-use super::exec::over_budget_message;
+use super::limits::over_budget_message;
 use super::quote::is_print;
 use super::sink::{OverBudget, Sink};
 use super::value::{DataView, Value};

@@ -8,13 +8,14 @@ mod fmt;
 mod ftoa;
 mod funcs;
 mod lex;
+mod limits;
 mod number;
 mod parse;
 mod quote;
 mod sink;
 mod value;
 
-pub use exec::{Budget, MAX_RENDER_BYTES, MAX_STEPS};
+pub use limits::{Budget, MAX_RENDER_BYTES, MAX_STEPS};
 /// Go's `strconv.Quote` (`%q` of a string), as upstream's validators quote offending values.
 pub use quote::go_quote;
 

@@ -1,7 +1,7 @@
 //! Why a pod is refused. Every variant renders to a message a user can act on,
 //! because it ends up verbatim in `kubectl apply` output.
 
-use super::SPIRE_SUPPORT_KEY;
+use super::keys::SPIRE_SUPPORT_KEY;
 
 /// Longest user-supplied value echoed back in a message; annotations can be
 /// huge and the message must stay readable.

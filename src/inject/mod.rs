@@ -7,6 +7,7 @@
 //! us survive untouched, and no input (however malformed) can panic.
 
 mod denial;
+mod keys;
 mod optin;
 mod plan;
 pub mod review;
@@ -16,18 +17,11 @@ use serde_json::Value;
 
 pub use crate::config::InjectConfig;
 pub use crate::verdict::{InjectionDenial, SkipReason};
+pub use keys::{MIRROR_ANNOTATION, SPIRE_SUPPORT_KEY, VOLUME_NAME};
 
 use self::denial::Denial;
 use self::optin::Effective;
 use self::shape::{object, opt_object, opt_str, Object};
-
-/// Label or annotation that switches injection per pod.
-pub const SPIRE_SUPPORT_KEY: &str = "k8s.kuma.io/spire-support";
-/// Name of the CSI volume carrying the SPIRE agent socket.
-pub const VOLUME_NAME: &str = "kuma-spire-agent-socket";
-/// Set by the kubelet on mirror pods of static pods; those cannot be changed
-/// through the API, so mutating them would only produce a confusing diff.
-pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 
 /// What to answer the API server.
 #[derive(Debug, Clone, PartialEq)]

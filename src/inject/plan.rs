@@ -8,8 +8,9 @@ use json_patch::{AddOperation, PatchOperation};
 use serde_json::{json, Value};
 
 use super::denial::{truncate, Denial};
+use super::keys::VOLUME_NAME;
 use super::shape::{field_str, object, opt_array, Object};
-use super::{InjectConfig, VOLUME_NAME};
+use crate::config::InjectConfig;
 
 /// The only CSI driver whose volume counts as "our" socket volume.
 pub(super) const CSI_DRIVER: &str = "csi.spiffe.io";

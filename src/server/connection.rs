@@ -20,8 +20,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use super::deadline::{Cut, DeadlineIo};
+use super::deadline::DeadlineIo;
 use super::drain::{self, Phase};
+use super::timeouts::Cut;
 use super::ServeContext;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

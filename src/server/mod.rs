@@ -8,6 +8,7 @@ mod head;
 pub mod inflight;
 pub mod intake;
 pub mod routes;
+pub mod timeouts;
 pub mod tls;
 mod write_deadline;
 
@@ -22,25 +23,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::metrics::Metrics;
-use deadline::{Cut, CutRecorder, Deadlines};
 use drain::Drain;
-
-/// A client gets this long to finish its TLS handshake; a half-open handshake otherwise pins a
-/// task and a socket.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A request head must arrive within this long of its first byte (and the first request within
-/// this long of the handshake): slow-header clients are cut off.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Idle keep-alive connections are kept this long. kube-apiserver keeps idle webhook connections
-/// for up to 90 s and reuses them; closing sooner races its next request into a reset.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// A write that makes no progress for this long fails and ends its connection. kube-apiserver
-/// reads a webhook's answer as it arrives and gives a call at most 30 s in all (the deployed
-/// webhooks 5 s and 3 s), so a response that has not moved for 10 s belongs to a call nobody
-/// waits for any more; without the deadline a client that stops reading holds its connection,
-/// task and buffered responses for ever. The clock runs only while a write waits, so a slow
-/// reader that keeps reading is never cut.
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+use timeouts::{Cut, CutRecorder, Deadlines};
+pub use timeouts::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, WRITE_TIMEOUT};
 
 /// Which listener a connection came in on; the `listener` metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

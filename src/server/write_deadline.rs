@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
 
-use super::deadline::{Cut, CutRecorder};
+use super::timeouts::{Cut, CutRecorder};
 
 /// Times how long the write side of a connection has been waiting.
 pub struct WriteClock {
@@ -67,7 +67,8 @@ mod tests {
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    use super::super::deadline::{DeadlineIo, Deadlines};
+    use super::super::deadline::DeadlineIo;
+    use super::super::timeouts::Deadlines;
     use super::*;
 
     /// A reader that stops reading is cut off at the deadline; one that reads slowly is not.
