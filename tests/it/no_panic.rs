@@ -2,16 +2,12 @@
 //! replaced by other JSON types, keys dropped, bytes cut), goes through the envelope and decision
 //! code for every endpoint, which must answer each time with a well-formed AdmissionReview.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use serde_json::{json, Value};
 
+use crate::support::rng::Rng;
+use crate::support::{example_state, load_fixtures};
 use kuma_identity_webhook::admission::{review, Webhook};
 use kuma_identity_webhook::config::{Settings, WorkloadFallback};
-use support::rng::Rng;
-use support::{example_state, load_fixtures};
 
 const REPLACEMENTS: [fn() -> Value; 8] = [
     || Value::Null,

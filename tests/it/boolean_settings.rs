@@ -3,15 +3,11 @@
 //! message naming the variable, its value and the accepted spellings. A value Kuma accepts must
 //! never keep the webhook down, since its pod webhooks fail closed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::binary::Binary;
-use support::{repo_path, tempdir};
+use crate::support::binary::Binary;
+use crate::support::{repo_path, tempdir};
 
 const SPIRE_ENABLED: &str = "KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_ENABLED";
 const TRUE_SPELLINGS: [&str; 6] = ["1", "t", "T", "TRUE", "true", "True"];

@@ -1,34 +1,96 @@
-//! Every admission fixture through the real TLS server, over HTTP/1.1 and h2, with a client that
-//! verifies the chain and the DNS name.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
+//! Every admission fixture through the decision entry the server calls (the envelope included),
+//! in process: the whole set in well under a second. A smoke run sends the first case of each
+//! file through the real TLS server, over HTTP/1.1 and h2, with a client that verifies the chain
+//! and the DNS name; the rest of the real surface is covered by the server's own tests.
 
 use serde_json::{json, Value};
 
+use crate::support::review::Review;
+use crate::support::{example_state, load_fixtures, Case, TestServer};
+use kuma_identity_webhook::admission::{self, Webhook};
 use kuma_identity_webhook::config::Settings;
-use support::{example_state, load_fixtures, TestServer};
 
-async fn run_fixture_file(relative: &str) {
+const FILES: [&str; 3] = [
+    "tests/fixtures/admission/meshidentity.yaml",
+    "tests/fixtures/admission/mesh.yaml",
+    "tests/fixtures/admission/pod.yaml",
+];
+
+/// What is wrong with `response` as the answer to `case`, reviewed as `uid`.
+fn problems(case: &Case, uid: &str, status: u16, response: &Value) -> Vec<String> {
+    let mut errors = case.expect.check(uid, response);
+    if status != 200 {
+        errors.push(format!("HTTP {status}"));
+    }
+    if response["response"].get("patchType").is_some()
+        || response["response"].get("patch").is_some()
+    {
+        errors.push("a validating answer carries a patch".to_owned());
+    }
+    errors
+}
+
+fn report(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn run_in_process(relative: &str) {
     let file = load_fixtures(relative);
+    let webhook = Webhook::from_path(&file.webhook).unwrap();
     let mut failures = Vec::new();
     for (index, case) in file.cases.iter().enumerate() {
+        let uid = format!("uid-{index}");
+        let body = serde_json::to_vec(&case.review(&uid)).unwrap();
+        let snapshot = case.snapshot();
+        let reviewed =
+            admission::review(webhook, &body, Some(&snapshot), &case.settings.settings());
+        let response = reviewed.body_json();
+        let errors = problems(case, &uid, reviewed.http_status, &response);
+        if !errors.is_empty() {
+            failures.push(format!(
+                "{}:\n  {}\n  response: {response}",
+                case.name,
+                errors.join("\n  ")
+            ));
+        }
+    }
+    report(&failures);
+}
+
+#[test]
+fn meshidentity_fixtures() {
+    run_in_process(FILES[0]);
+}
+
+#[test]
+fn mesh_fixtures() {
+    run_in_process(FILES[1]);
+}
+
+#[test]
+fn pod_validation_fixtures() {
+    run_in_process(FILES[2]);
+}
+
+/// The first case of each fixture file through the real TLS server, both protocols.
+#[tokio::test]
+async fn fixtures_through_the_tls_server() {
+    let mut failures = Vec::new();
+    for relative in FILES {
+        let file = load_fixtures(relative);
+        let case = &file.cases[0];
         let server = TestServer::start(Some(case.snapshot()), case.settings.settings()).await;
         for http2 in [false, true] {
             let client = server.client(http2);
-            let uid = format!("uid-{index}-{http2}");
+            let uid = format!("uid-{http2}");
             let body = serde_json::to_vec(&case.review(&uid)).unwrap();
             let (status, response) = server.post(&client, &file.webhook, body).await;
-            let mut errors = case.expect.check(&uid, &response);
-            if status != 200 {
-                errors.push(format!("HTTP {status}"));
-            }
-            if response["response"].get("patchType").is_some()
-                || response["response"].get("patch").is_some()
-            {
-                errors.push("a validating answer carries a patch".to_owned());
-            }
+            let errors = problems(case, &uid, status, &response);
             if !errors.is_empty() {
                 failures.push(format!(
                     "{} (http2={http2}):\n  {}\n  response: {response}",
@@ -38,40 +100,16 @@ async fn run_fixture_file(relative: &str) {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failing case(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    report(&failures);
 }
 
-#[tokio::test]
-async fn meshidentity_fixtures() {
-    run_fixture_file("tests/fixtures/admission/meshidentity.yaml").await;
-}
-
-#[tokio::test]
-async fn mesh_fixtures() {
-    run_fixture_file("tests/fixtures/admission/mesh.yaml").await;
-}
-
-#[tokio::test]
-async fn pod_validation_fixtures() {
-    run_fixture_file("tests/fixtures/admission/pod.yaml").await;
-}
-
-/// A CREATE review of `pod` for `/validate-v1-pod`; `kind` is the request's kind.
+/// A CREATE review of `pod` in `shop` for `/validate-v1-pod`; `kind` is the request's kind.
 fn pod_review(uid: &str, kind: &str, pod: Value) -> Vec<u8> {
-    let gvk = json!({"group": "", "version": "v1", "kind": kind});
-    let gvr = json!({"group": "", "version": "v1", "resource": "pods"});
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {"uid": uid, "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
-                    "name": "p", "namespace": "shop", "operation": "CREATE",
-                    "userInfo": {"username": "admin"}, "object": pod}
-    }))
-    .unwrap()
+    Review::create(pod)
+        .uid(uid)
+        .namespace(Some("shop".to_owned()))
+        .claim_kind(kind)
+        .bytes()
 }
 
 /// Pod denials are counted by a bounded reason, one series per reason, and allowed pods are not
@@ -83,7 +121,7 @@ async fn pod_denials_are_counted_by_reason() {
         ("batch", "batch", "/workload/{{ .Workload }}"),
         ("team", "web", r#"/team/{{ label "team" }}"#),
     ] {
-        support::insert_json(
+        crate::support::insert_json(
             &mut state,
             json!({"apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
                 "metadata": {"name": name, "namespace": "kuma-system"},

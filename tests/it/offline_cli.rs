@@ -1,17 +1,13 @@
 //! The offline commands, run as a user would run the built binary, and the promise behind them:
 //! for the same AdmissionReviews, `check` and the HTTPS server give the same verdicts.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-use support::inject_fixture;
-use support::{load_fixtures, repo_path, tempdir, Case, FixtureSettings, TestServer};
+use crate::support::inject_fixture;
+use crate::support::{load_fixtures, repo_path, tempdir, Case, FixtureSettings, TestServer};
 
 struct Run {
     code: i32,

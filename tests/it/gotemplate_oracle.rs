@@ -6,8 +6,6 @@
 //! into target/oracle-go when none is found) and through our module; every parse verdict and
 //! message must agree, and so must the output or error of every execution.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -15,10 +13,8 @@ use serde_json::{json, Value};
 
 use kuma_identity_webhook::gotemplate::{self, Data, MAX_RENDER_BYTES};
 
-#[path = "support/go_oracle.rs"]
-mod go_oracle;
-#[path = "support/rng.rs"]
-mod rng;
+use crate::support::go_oracle;
+use crate::support::rng;
 use rng::Rng;
 
 /// Builds the oracle once per run, with caches kept under target/.

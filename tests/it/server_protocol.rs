@@ -1,25 +1,21 @@
 //! Protocol hygiene of the TLS server: hostile bodies, wrong kinds, limits, routing, readiness,
 //! garbage TLS and connection timeouts. Every case checks the server keeps serving afterwards.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::time::Duration;
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use kuma_identity_webhook::config::Settings;
-use kuma_identity_webhook::server::routes::{BODY_READ_TIMEOUT, MAX_BODY_BYTES};
-use kuma_identity_webhook::server::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT};
-use support::raw::{
+use crate::support::raw::{
     assert_cut_off_at, h2_healthz, h2_idle, h2_preface, time_until_closed, PATIENCE,
 };
-use support::{
+use crate::support::{
     example_state, expect_http1_response, meshidentity_review as review, read_http1_response,
     TestServer, MESHIDENTITY_PATH as MESHIDENTITY,
 };
+use kuma_identity_webhook::config::Settings;
+use kuma_identity_webhook::server::routes::{BODY_READ_TIMEOUT, MAX_BODY_BYTES};
+use kuma_identity_webhook::server::{HANDSHAKE_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT};
 
 async fn still_serving(server: &TestServer) {
     let client = server.client(false);

@@ -1,15 +1,11 @@
 //! The CRDs under deploy/crds are the ones generated from the API types, and they are
 //! structural (every schema node typed), which Kubernetes requires of v1 CRDs.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use serde_json::Value;
 
+use crate::support::repo_path;
 use kuma_identity_webhook::api::crd;
 use kuma_identity_webhook::cluster::file::parse_documents;
-use support::repo_path;
 
 #[test]
 fn checked_in_crds_equal_the_generated_ones() {

@@ -1,16 +1,12 @@
 //! The `certs` command: files, Secret, caBundle, signing with an existing CA, and no overwrites.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::process::Command;
 
 use base64::Engine;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 
+use crate::support::tempdir;
 use kuma_identity_webhook::server::tls;
-use support::tempdir;
 
 fn certs(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kuma-identity-webhook"))

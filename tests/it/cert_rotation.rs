@@ -3,10 +3,6 @@
 //! keeps making requests on fresh connections the whole time and none may fail, and a
 //! connection opened before the first rotation keeps working with its original certificate.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,6 +11,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
+use crate::support::tempdir;
 use kuma_identity_webhook::cluster::StateHandle;
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::metrics::Metrics;
@@ -22,7 +19,6 @@ use kuma_identity_webhook::server::drain::Drain;
 use kuma_identity_webhook::server::tls::certs::{self, GeneratedPair};
 use kuma_identity_webhook::server::tls::store::CertStore;
 use kuma_identity_webhook::server::{self, routes, tls, Listener, ServeContext};
-use support::tempdir;
 
 fn pair() -> GeneratedPair {
     certs::generate(&certs::serving_names(
@@ -95,7 +91,7 @@ impl HeldConnection {
             .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
             .await
             .unwrap();
-        let response = support::read_http1_response(&mut self.stream)
+        let response = crate::support::read_http1_response(&mut self.stream)
             .await
             .expect("the held connection was closed");
         response.lines().next().unwrap_or_default().to_owned()
@@ -149,7 +145,7 @@ async fn rotation_in_place_by_symlink_flip_and_half_written() {
         Arc::new(StateHandle::default()),
         Settings::default(),
         metrics.clone(),
-        support::DEFAULT_MAX_INFLIGHT_BYTES,
+        crate::support::DEFAULT_MAX_INFLIGHT_BYTES,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

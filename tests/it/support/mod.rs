@@ -4,9 +4,11 @@
 
 pub mod binary;
 pub mod fake_apiserver;
+pub mod go_oracle;
 pub mod inject_fixture;
 pub mod kustomize;
 pub mod raw;
+pub mod review;
 pub mod rng;
 
 use std::net::SocketAddr;
@@ -15,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use kuma_identity_webhook::cluster::{Snapshot, StateHandle};
 use kuma_identity_webhook::config::{Enforcement, KumaVersion, Settings, WorkloadFallback};
@@ -268,22 +270,7 @@ pub const MESHIDENTITY_PATH: &str = "/validate-kuma-io-v1alpha1-meshidentity";
 
 /// A CREATE AdmissionReview (uid `u-1`) of `object` as a MeshIdentity in `kuma-system`.
 pub fn meshidentity_review(object: Value) -> Value {
-    let name = object
-        .pointer("/metadata/name")
-        .cloned()
-        .unwrap_or(json!("x"));
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": "u-1",
-            "kind": {"group": "kuma.io", "version": "v1alpha1", "kind": "MeshIdentity"},
-            "resource": {"group": "kuma.io", "version": "v1alpha1", "resource": "meshidentities"},
-            "name": name, "namespace": "kuma-system", "operation": "CREATE",
-            "userInfo": {"username": "admin"},
-            "object": object
-        }
-    })
+    review::Review::meshidentity(object).json()
 }
 
 pub fn tempdir() -> PathBuf {
@@ -422,47 +409,29 @@ impl Case {
         let object = self
             .request
             .object
-            .as_ref()
-            .or(self.request.old_object.as_ref());
-        let kind = object
-            .and_then(|o| o["kind"].as_str())
-            .unwrap_or("MeshIdentity");
-        let (group, version, resource) = match kind {
-            "Pod" => ("", "v1", "pods"),
-            "Mesh" => ("kuma.io", "v1alpha1", "meshes"),
-            _ => ("kuma.io", "v1alpha1", "meshidentities"),
-        };
-        let name = object
-            .and_then(|o| o.pointer("/metadata/name"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+            .clone()
+            .or_else(|| self.request.old_object.clone())
+            .unwrap_or(Value::Null);
         let namespace = self.request.namespace.clone().or_else(|| {
             object
-                .and_then(|o| o.pointer("/metadata/namespace"))
+                .pointer("/metadata/namespace")
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         });
-        let mut request = json!({
-            "uid": uid,
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": resource},
-            "requestKind": {"group": group, "version": version, "kind": kind},
-            "requestResource": {"group": group, "version": version, "resource": resource},
-            "name": name,
-            "operation": self.request.operation,
-            "userInfo": {
-                "username": self.request.username.clone().unwrap_or_else(|| "kubernetes-admin".to_owned()),
-                "groups": ["system:masters", "system:authenticated"]
-            },
-            "object": self.request.object,
-            "oldObject": self.request.old_object,
-            "dryRun": self.request.dry_run,
-            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
-        });
-        if let Some(namespace) = namespace {
-            request["namespace"] = json!(namespace);
-        }
-        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+        review::Review::create(object)
+            .uid(uid)
+            .operation(self.request.operation.clone())
+            .namespace(namespace)
+            .username(
+                self.request
+                    .username
+                    .clone()
+                    .unwrap_or_else(|| "kubernetes-admin".to_owned()),
+            )
+            .object(self.request.object.clone())
+            .old_object(self.request.old_object.clone())
+            .dry_run(self.request.dry_run)
+            .json()
     }
 }
 

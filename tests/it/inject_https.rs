@@ -2,40 +2,26 @@
 //! returned patch is applied to the original JSON and compared with the golden pod, and the
 //! patched pod sent back gets no patch.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::support::inject_fixture::load_all;
+use crate::support::review::Review;
+use crate::support::{example_state, TestServer};
 use kuma_identity_webhook::config::Settings;
-use support::inject_fixture::load_all;
-use support::{example_state, TestServer};
 
 const MUTATE: &str = "/mutate-v1-pod";
 
 fn pod_review(pod: &Value, uid: &str) -> Vec<u8> {
-    let gvk = json!({"group": "", "version": "v1", "kind": "Pod"});
-    let gvr = json!({"group": "", "version": "v1", "resource": "pods"});
     let namespace = pod
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or("demo");
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid, "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
-            "name": pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or(""),
-            "namespace": namespace,
-            "operation": "CREATE",
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-            "object": pod,
-            "dryRun": false
-        }
-    }))
-    .unwrap()
+    Review::create(pod.clone())
+        .uid(uid)
+        .namespace(Some(namespace.to_owned()))
+        .username("system:serviceaccount:kube-system:replicaset-controller")
+        .bytes()
 }
 
 /// The patch a response carries, decoded, or `None` when it carries none.
@@ -59,7 +45,7 @@ fn series(metrics: &str, family: &str) -> Vec<(String, String)> {
 }
 
 /// The one injection series a fixture's first review must produce.
-fn expected_injection_series(fixture: &support::inject_fixture::Fixture) -> String {
+fn expected_injection_series(fixture: &crate::support::inject_fixture::Fixture) -> String {
     let expect = &fixture.expect;
     if !expect.allowed {
         let reason = expect

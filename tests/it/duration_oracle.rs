@@ -5,16 +5,12 @@
 //! of hand-picked and generated texts goes through tests/oracle/duration/main.go (built with the
 //! same toolchain as the template oracle) and through `duration::parse_duration`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use serde_json::{json, Value};
 
 use kuma_identity_webhook::validate::duration::parse_duration;
 
-#[path = "support/go_oracle.rs"]
-mod go_oracle;
-#[path = "support/rng.rs"]
-mod rng;
+use crate::support::go_oracle;
+use crate::support::rng;
 use rng::Rng;
 
 const HAND_WRITTEN: &[&str] = &[

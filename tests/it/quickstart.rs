@@ -2,16 +2,12 @@
 //! the example cluster state, the README's curl review answered exactly as the README shows, the
 //! admin listener's health and metrics, one JSON log line per decision, and env twins of flags.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use support::binary::Binary;
-use support::repo_path;
+use crate::support::binary::Binary;
+use crate::support::repo_path;
 
 /// The README's "Try a review": the body curl sends and the answer it shows.
 fn readme_review() -> (Value, Value) {
@@ -106,7 +102,7 @@ async fn env_twin_of_enforcement_changes_the_verdict() {
         let request = binary
             .client(false)
             .post(binary.url("/validate-kuma-io-v1alpha1-meshidentity?timeout=10s"))
-            .json(&support::meshidentity_review(serde_json::json!({
+            .json(&crate::support::meshidentity_review(serde_json::json!({
                 "apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
                 "metadata": {"name": "everyone", "namespace": "kuma-system", "labels": {"kuma.io/mesh": "default"}},
                 "spec": {

@@ -2,15 +2,11 @@
 //! the server serves (and every route is registered), names match the ones the server quotes,
 //! and the Service, container ports, flags and probes line up.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use serde_json::Value;
 
+use crate::support::repo_path;
 use kuma_identity_webhook::admission::Webhook;
 use kuma_identity_webhook::cluster::file::parse_documents;
-use support::repo_path;
 
 fn base(file: &str) -> Vec<Value> {
     parse_documents(&std::fs::read_to_string(repo_path(&format!("deploy/base/{file}"))).unwrap())
@@ -142,14 +138,14 @@ fn rbac_rules(documents: &[Value]) -> Vec<(String, String, String, String, Vec<S
                 ["apiGroups", "resources", "verbs"],
                 "{kind}: only plain rules (no resourceNames, nonResourceURLs)"
             );
-            for group in support::json_strings(&rule["apiGroups"]) {
-                for resource in support::json_strings(&rule["resources"]) {
+            for group in crate::support::json_strings(&rule["apiGroups"]) {
+                for resource in crate::support::json_strings(&rule["resources"]) {
                     rules.push((
                         kind.clone(),
                         namespace.clone(),
                         group.clone(),
                         resource,
-                        support::json_strings(&rule["verbs"]),
+                        crate::support::json_strings(&rule["verbs"]),
                     ));
                 }
             }
@@ -219,12 +215,10 @@ fn rbac_grants_read_only_access_to_the_watched_resources_and_nothing_else() {
 }
 
 /// The rendered base keeps the same rules (kustomize may set namespaces, never widen a rule).
-/// Needs `kubectl`; skipped, with a note, where it is not installed.
+/// Needs `kubectl`, and fails saying so without it.
 #[test]
 fn rendered_base_keeps_the_rbac_rules() {
-    let Some(rendered) = support::kustomize::render(&repo_path("deploy/base")) else {
-        return;
-    };
+    let rendered = crate::support::kustomize::render(&repo_path("deploy/base"));
     let rules = rbac_rules(&rendered);
     let mut summary: Vec<(&str, &str, &str)> = rules
         .iter()

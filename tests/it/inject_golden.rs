@@ -5,11 +5,7 @@
 //! `expect.patched` for fixtures that expect a patch but lack them; review
 //! the diff before committing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
-use support::inject_fixture::{load_all, Fixture};
+use crate::support::inject_fixture::{load_all, Fixture};
 
 use std::fs;
 use std::path::Path;

@@ -3,17 +3,14 @@
 //! and the whole set, sent four at a time, keeps the server's peak memory (`VmHWM`) well under the
 //! Deployment's 256 MiB limit.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use support::binary::Binary;
-use support::{repo_path, tempdir, MESHIDENTITY_PATH};
+use crate::support::binary::Binary;
+use crate::support::review::Review;
+use crate::support::{repo_path, tempdir, MESHIDENTITY_PATH};
 
 /// The Deployment's memory limit (deploy/base/deployment.yaml).
 const MEMORY_LIMIT_KIB: u64 = 256 * 1024;
@@ -35,21 +32,13 @@ struct Case {
 }
 
 fn meshidentity(name: &str, spec: Value) -> Value {
-    json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": format!("uid-{name}"),
-            "kind": {"group": "kuma.io", "version": "v1alpha1", "kind": "MeshIdentity"},
-            "resource": {"group": "kuma.io", "version": "v1alpha1", "resource": "meshidentities"},
-            "name": name, "namespace": "kuma-system", "operation": "CREATE",
-            "userInfo": {"username": "admin"},
-            "object": {
-                "apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
-                "metadata": {"name": name, "namespace": "kuma-system", "labels": {"kuma.io/mesh": "default"}},
-                "spec": spec
-            }
-        }
-    })
+    Review::meshidentity(json!({
+        "apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
+        "metadata": {"name": name, "namespace": "kuma-system", "labels": {"kuma.io/mesh": "default"}},
+        "spec": spec
+    }))
+    .uid(format!("uid-{name}"))
+    .json()
 }
 
 fn trust_domain_case(name: &'static str, template: &str, answer_contains: &'static str) -> Case {
@@ -70,20 +59,12 @@ fn pod_review(containers: usize) -> Vec<u8> {
     let containers: Vec<Value> = (0..containers)
         .map(|i| json!({"name": format!("c{i}"), "image": "x"}))
         .collect();
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "uid-pod",
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "name": "many", "namespace": "shop", "operation": "CREATE",
-            "userInfo": {"username": "jane"},
-            "object": {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "many", "namespace": "shop", "labels": {"k8s.kuma.io/spire-support": "true"}},
-                "spec": {"containers": containers}}
-        }
-    }))
-    .unwrap()
+    Review::create(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "many", "namespace": "shop", "labels": {"k8s.kuma.io/spire-support": "true"}},
+        "spec": {"containers": containers}}))
+    .uid("uid-pod")
+    .username("jane")
+    .bytes()
 }
 
 fn hostile_set() -> Vec<Case> {

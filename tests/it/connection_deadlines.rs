@@ -4,24 +4,20 @@
 //! idle deadlines, write deadlines for clients that stop reading, and refused bodies that close
 //! their connection. `server_protocol.rs` covers the production values.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use kuma_identity_webhook::config::Settings;
-use kuma_identity_webhook::server::routes::MAX_BODY_BYTES;
-use kuma_identity_webhook::server::timeouts::Deadlines;
-use support::raw::{
+use crate::support::raw::{
     h2_healthz, h2_idle, h2_preface, small_window_tcp, time_until_closed, tls_handshake,
 };
-use support::{
+use crate::support::{
     example_state, expect_http1_response, ServerOptions, TestServer,
     MESHIDENTITY_PATH as MESHIDENTITY,
 };
+use kuma_identity_webhook::config::Settings;
+use kuma_identity_webhook::server::routes::MAX_BODY_BYTES;
+use kuma_identity_webhook::server::timeouts::Deadlines;
 
 /// Short enough to run the set in seconds; the handshake deadline is longer than the others so
 /// that handshakes of the other cases, sharing two cores with the floods, are not cut.

@@ -2,22 +2,21 @@
 //! the real list/watch protocol: decisions follow watch events, a dropped watch with an expired
 //! resourceVersion re-lists, and readiness tracks the initial sync and watch failures.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::support::fake_apiserver::FakeApiServer;
+use crate::support::review::Review;
+use crate::support::{
+    meshidentity_review, repo_path, TestServer, MESHIDENTITY_PATH as MESHIDENTITY,
+};
 use kuma_identity_webhook::cluster::file::parse_documents;
 use kuma_identity_webhook::cluster::watch::{self, WatchConfig};
 use kuma_identity_webhook::cluster::StateHandle;
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::metrics::Metrics;
-use support::fake_apiserver::FakeApiServer;
-use support::{meshidentity_review, repo_path, TestServer, MESHIDENTITY_PATH as MESHIDENTITY};
 
 /// The pod validating webhook's path.
 const VALIDATE_POD: &str = "/validate-v1-pod";
@@ -49,18 +48,10 @@ fn identity(name: &str, spec: Value) -> Value {
 
 /// A CREATE review of a `shop` pod, for the pod validating webhook.
 fn pod_review(name: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": format!("pod-{name}"),
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "name": name, "namespace": "shop", "operation": "CREATE",
-            "userInfo": {"username": "admin"},
-            "object": pod(name, json!({"app": "web"}))
-        }
-    }))
-    .unwrap()
+    Review::create(pod(name, json!({"app": "web"})))
+        .uid(format!("pod-{name}"))
+        .namespace(Some("shop".to_owned()))
+        .bytes()
 }
 
 /// The value of one series (`name{labels}`) in a Prometheus text exposition.
@@ -332,13 +323,13 @@ fn granted_rules() -> Vec<Grant> {
                 .to_owned()
         });
         for rule in role["rules"].as_array().unwrap() {
-            for group in support::json_strings(&rule["apiGroups"]) {
-                for resource in support::json_strings(&rule["resources"]) {
+            for group in crate::support::json_strings(&rule["apiGroups"]) {
+                for resource in crate::support::json_strings(&rule["resources"]) {
                     grants.push(Grant {
                         namespace: namespace.clone(),
                         group: group.clone(),
                         resource,
-                        verbs: support::json_strings(&rule["verbs"]),
+                        verbs: crate::support::json_strings(&rule["verbs"]),
                     });
                 }
             }

@@ -4,17 +4,13 @@
 //! to ready); that one is slow, so ignored by default:
 //!   cargo test --release --test live_scale -- --ignored --nocapture
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use support::binary::Binary;
-use support::fake_apiserver::FakeApiServer;
-use support::{meshidentity_review, tempdir, MESHIDENTITY_PATH};
+use crate::support::binary::Binary;
+use crate::support::fake_apiserver::FakeApiServer;
+use crate::support::{meshidentity_review, tempdir, MESHIDENTITY_PATH};
 
 /// A `/proc/PID/status` figure in KiB: `VmRSS` (resident now) or `VmHWM` (the peak).
 fn status_kib(pid: u32, field: &str) -> u64 {

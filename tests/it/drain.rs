@@ -8,10 +8,6 @@
 //! had closed (they never left the client). Any other failure, and any connection failure
 //! before the listener closed, fails the test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,9 +16,9 @@ use axum::body::Bytes;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::binary::Binary;
-use support::raw::{tls_connect, Tls};
-use support::{meshidentity_review, read_http1_response, repo_path, MESHIDENTITY_PATH};
+use crate::support::binary::Binary;
+use crate::support::raw::{tls_connect, Tls};
+use crate::support::{meshidentity_review, read_http1_response, repo_path, MESHIDENTITY_PATH};
 
 const DELAY: Duration = Duration::from_secs(1);
 const GRACE: Duration = Duration::from_secs(5);

@@ -3,10 +3,6 @@
 //! one from another CA, are refused in the handshake and counted; a rotated CA takes over for
 //! new connections within a few seconds; a broken file is ignored and the last good CA kept.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +12,10 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
+use crate::support::{example_state, tempdir, verifying_client_builder, ServerOptions, TestServer};
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::server::tls::client_auth::ClientCa;
 use kuma_identity_webhook::server::tls::POLL_INTERVAL;
-use support::{example_state, tempdir, verifying_client_builder, ServerOptions, TestServer};
 
 /// A CA that signs client certificates, as the kube-apiserver operator's PKI would.
 struct ClientPki {
