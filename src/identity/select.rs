@@ -66,3 +66,87 @@ impl<'a> Ranking<'a> {
             .copied()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::PodInfo;
+    use crate::cluster::Snapshot;
+    use crate::config::Settings;
+
+    fn identity(name: &str, selector: serde_json::Value) -> MeshIdentity {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "kuma-system"},
+            "spec": {"selector": selector}
+        }))
+        .unwrap()
+    }
+
+    fn winner(identities: &[MeshIdentity], labels: serde_json::Value) -> Option<String> {
+        let pod = PodInfo::from_json(
+            &json!({"metadata": {"name": "p", "namespace": "shop", "labels": labels}}),
+            None,
+        );
+        let (view, settings) = (Snapshot::default(), Settings::default());
+        let dataplane = DataplaneView::new(&pod, &view, &settings);
+        Ranking::new(identities)
+            .winner(&dataplane)
+            .map(|w| w.name().to_owned())
+    }
+
+    #[test]
+    fn the_most_specific_selector_wins_and_ties_go_to_the_smaller_name() {
+        let all = || json!({"dataplane": {"matchLabels": {}}});
+        let web = || json!({"dataplane": {"matchLabels": {"app": "web"}}});
+        let web_prod = || json!({"dataplane": {"matchLabels": {"app": "web", "env": "prod"}}});
+        let cases: Vec<(Vec<MeshIdentity>, serde_json::Value, Option<&str>)> = vec![
+            (
+                vec![identity("b", all()), identity("a", all())],
+                json!({}),
+                Some("a"),
+            ),
+            (
+                vec![identity("z", web()), identity("a", all())],
+                json!({"app": "web"}),
+                Some("z"),
+            ),
+            (
+                vec![identity("z", web_prod()), identity("a", web())],
+                json!({"app": "web", "env": "prod"}),
+                Some("z"),
+            ),
+            (
+                vec![identity("z", web_prod()), identity("a", web())],
+                json!({"app": "web"}),
+                Some("a"),
+            ),
+            // `-` sorts before `.`: "a-b.kuma-system" < "a.kuma-system".
+            (
+                vec![identity("a", web()), identity("a-b", web())],
+                json!({"app": "web"}),
+                Some("a-b"),
+            ),
+            // A selector without dataplanes selects nothing.
+            (vec![identity("a", json!({}))], json!({}), None),
+            (vec![identity("a", web())], json!({"app": "db"}), None),
+            // Derived labels match too.
+            (
+                vec![identity(
+                    "a",
+                    json!({"dataplane": {"matchLabels": {"k8s.kuma.io/namespace": "shop"}}}),
+                )],
+                json!({}),
+                Some("a"),
+            ),
+        ];
+        for (identities, labels, want) in cases {
+            assert_eq!(
+                winner(&identities, labels.clone()).as_deref(),
+                want,
+                "{labels}"
+            );
+        }
+    }
+}

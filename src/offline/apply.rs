@@ -239,3 +239,74 @@ fn namespace_of(object: &Value) -> Option<&str> {
             .unwrap_or("default"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn source(object: Value) -> Source {
+        Source {
+            file: "f.yaml".to_owned(),
+            object,
+        }
+    }
+
+    fn identity(name: &str, path: &str) -> Value {
+        json!({"apiVersion": "kuma.io/v1alpha1", "kind": "MeshIdentity",
+            "metadata": {"name": name, "namespace": "kuma-system"},
+            "spec": {"selector": {"dataplane": {"matchLabels": {"app": "web"}}}, "spiffeID": {"path": path}}})
+    }
+
+    #[test]
+    fn objects_apply_in_order_and_later_ones_see_earlier_ones() {
+        let mesh = json!({"apiVersion": "kuma.io/v1alpha1", "kind": "Mesh", "metadata": {"name": "default"},
+            "spec": {"meshServices": {"mode": "Exclusive"}}});
+        let sources = [
+            // No mesh yet: refused, and not applied.
+            source(identity("a", "/x")),
+            source(mesh),
+            source(identity("a", "/x")),
+            // The same name again is an update.
+            source(identity("a", "/y")),
+            // Kinds no webhook is registered for pass unexamined.
+            source(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})),
+        ];
+        let mut cluster = Cluster::default();
+        let results = check(&sources, &mut cluster, &Settings::default(), "admin");
+        let summary: Vec<(bool, bool, usize)> = results
+            .iter()
+            .map(|r| (r.denial().is_none(), r.update, r.answers.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (false, false, 1),
+                (true, false, 0),
+                (true, false, 1),
+                (true, true, 1),
+                (true, false, 0)
+            ]
+        );
+        assert_eq!(results[0].namespace.as_deref(), Some("kuma-system"));
+        assert_eq!(cluster.snapshot.identity_count(), 1);
+    }
+
+    #[test]
+    fn a_pod_gets_the_mutation_then_the_validation_and_keeps_the_patch() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": {"k8s.kuma.io/spire-support": "true"}},
+            "spec": {"containers": [{"name": "app"}]}});
+        let mut cluster = Cluster::default();
+        let results = check(&[source(pod)], &mut cluster, &Settings::default(), "admin");
+        let hooks: Vec<Webhook> = results[0].answers.iter().map(|a| a.webhook).collect();
+        assert_eq!(hooks, [Webhook::MutatePod, Webhook::ValidatePod]);
+        // kubectl's default namespace, and the socket volume the mutation added.
+        assert_eq!(results[0].namespace.as_deref(), Some("default"));
+        assert_eq!(
+            results[0].object["spec"]["volumes"][0]["name"],
+            "kuma-spire-agent-socket"
+        );
+    }
+}

@@ -236,3 +236,105 @@ fn check_origin(identity: &MeshIdentity, findings: &mut Findings) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::cluster::{Object, Snapshot};
+    use crate::config::{KumaVersion, DEFAULT_PRIVILEGED_USERS};
+
+    fn cluster() -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        for (name, mode) in [("default", "Exclusive"), ("legacy", "Everywhere")] {
+            let mesh = json!({"kind": "Mesh", "metadata": {"name": name}, "spec": {"meshServices": {"mode": mode}}});
+            snapshot.insert(Object::from_json(mesh).unwrap().unwrap());
+        }
+        snapshot
+    }
+
+    /// The fields that fail for `metadata` (the spec is valid), as `user` on `version`.
+    fn failing(metadata: serde_json::Value, user: &str, version: KumaVersion) -> Vec<String> {
+        let identity: MeshIdentity = serde_json::from_value(json!({
+            "metadata": metadata,
+            "spec": {"provider": {"type": "Bundled", "bundled": {"autogenerate": {"enabled": true}}}}
+        }))
+        .unwrap();
+        let settings = Settings {
+            kuma_version: version,
+            ..Settings::default()
+        };
+        check(&identity, None, user, &cluster(), &settings)
+            .into_violations()
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn placement_mesh_origin_and_owner_rules() {
+        use KumaVersion::{V2, V3};
+        let mesh_field = r#"metadata.labels["kuma.io/mesh"]"#;
+        let owner = |name: &str| json!([{"apiVersion": "kuma.io/v1alpha1", "kind": "Mesh", "name": name, "uid": "1"}]);
+        let gc = DEFAULT_PRIVILEGED_USERS[0];
+        let cases: Vec<(serde_json::Value, &str, KumaVersion, Vec<&str>)> = vec![
+            (
+                json!({"name": "i", "namespace": "kuma-system"}),
+                "admin",
+                V2,
+                vec![],
+            ),
+            (
+                json!({"name": "i", "namespace": "shop"}),
+                "admin",
+                V2,
+                vec!["metadata.namespace"],
+            ),
+            (json!({"name": "i", "namespace": "shop"}), gc, V2, vec![]),
+            (
+                json!({"name": "i", "namespace": "kuma-system", "labels": {"kuma.io/mesh": "legacy"}}),
+                "admin",
+                V2,
+                vec![mesh_field],
+            ),
+            (
+                json!({"name": "i", "namespace": "kuma-system", "labels": {"kuma.io/mesh": "legacy"}}),
+                "admin",
+                V3,
+                vec![],
+            ),
+            (
+                json!({"name": "i", "namespace": "kuma-system", "labels": {"kuma.io/mesh": "nope"}}),
+                "admin",
+                V3,
+                vec![mesh_field],
+            ),
+            (
+                json!({"name": "i", "namespace": "kuma-system", "labels": {"kuma.io/origin": "remote"}}),
+                "admin",
+                V2,
+                vec![r#"metadata.labels["kuma.io/origin"]"#],
+            ),
+            (
+                json!({"name": "i", "namespace": "kuma-system", "ownerReferences": owner("default")}),
+                "admin",
+                V2,
+                vec![],
+            ),
+            (
+                json!({"name": "i", "namespace": "kuma-system", "ownerReferences": owner("legacy")}),
+                "admin",
+                V2,
+                vec!["metadata.ownerReferences[0].name"],
+            ),
+        ];
+        for (metadata, user, version, want) in cases {
+            assert_eq!(
+                failing(metadata.clone(), user, version),
+                want,
+                "{metadata} as {user}"
+            );
+        }
+    }
+}

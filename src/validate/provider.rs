@@ -173,3 +173,123 @@ fn check_duration(value: Option<&str>, field: &str, findings: &mut Findings) {
         Err(e) => findings.invalid(field, e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The findings of `check_provider` on `provider` (JSON), as `(field, message)`.
+    fn findings(provider: serde_json::Value) -> Vec<(String, String)> {
+        let provider: Provider = serde_json::from_value(provider).unwrap();
+        let mut findings = Findings::default();
+        check_provider(&provider, &mut findings);
+        findings
+            .into_violations()
+            .into_iter()
+            .map(|v| (v.field, v.message))
+            .collect()
+    }
+
+    #[test]
+    fn provider_rules_in_upstreams_words() {
+        let file = |path: &str| json!({"type": "File", "file": {"path": path}});
+        let bundled = |certificate: serde_json::Value| {
+            json!({"type": "Bundled", "bundled": {"ca": {"certificate": certificate,
+                "privateKey": {"type": "EnvVar", "envVar": {"name": "KEY"}}}}})
+        };
+        let cases: Vec<(serde_json::Value, &[(&str, &str)])> = vec![
+            (
+                json!({"type": "Vault"}),
+                &[(
+                    "spec.provider.type",
+                    r#""Vault" must be one of ["Bundled", "Spire", "Extension"]"#,
+                )],
+            ),
+            (
+                json!({"type": "Spire"}),
+                &[("spec.provider.spire", "configuration needs to be defined")],
+            ),
+            (
+                json!({"type": "Spire", "spire": {"agent": {"timeout": "-1s"}}}),
+                &[(
+                    "spec.provider.spire.agent.timeout",
+                    "must not be negative when defined",
+                )],
+            ),
+            (
+                json!({"type": "Spire", "spire": {"agent": {"timeout": "1d"}}}),
+                &[(
+                    "spec.provider.spire.agent.timeout",
+                    r#"time: unknown unit "d" in duration "1d""#,
+                )],
+            ),
+            (
+                json!({"type": "Extension", "extension": {}}),
+                &[(
+                    "spec.provider.extension.name",
+                    "extension name needs to be defined",
+                )],
+            ),
+            (
+                json!({"type": "Bundled", "bundled": {"autogenerate": {"enabled": true}}}),
+                &[],
+            ),
+            (
+                json!({"type": "Bundled", "bundled": {"meshTrustCreation": "Test", "autogenerate": {"enabled": true}}}),
+                &[(
+                    "spec.provider.bundled.meshTrustCreation",
+                    r#""Test" must be one of ["Enabled", "Disabled"]"#,
+                )],
+            ),
+            (
+                json!({"type": "Bundled", "bundled": {}}),
+                &[("spec.provider.bundled.ca", "must be defined")],
+            ),
+            (bundled(file("/etc/ca.pem")), &[]),
+            (
+                bundled(file("ca.pem")),
+                &[(
+                    "spec.provider.bundled.ca.certificate.file.path",
+                    "file path must be absolute: ca.pem",
+                )],
+            ),
+            (
+                bundled(file("/etc/../ca.pem")),
+                &[(
+                    "spec.provider.bundled.ca.certificate.file.path",
+                    "file path contains directory traversal sequence: /etc/../ca.pem",
+                )],
+            ),
+            (
+                bundled(json!({"type": "Vault"})),
+                &[(
+                    "spec.provider.bundled.ca.certificate.type",
+                    "Vault must be one of: EnvVar, InsecureInline, File, Secret",
+                )],
+            ),
+            (
+                bundled(json!({"type": "Secret", "secretRef": {"kind": "ConfigMap", "name": "x"}})),
+                &[(
+                    "spec.provider.bundled.ca.certificate.secretRef.kind",
+                    "ConfigMap must be one of: Secret",
+                )],
+            ),
+            (
+                bundled(json!({"type": "InsecureInline", "insecureInline": {"value": ""}})),
+                &[(
+                    "spec.provider.bundled.ca.certificate.insecureInline.value",
+                    "must be defined",
+                )],
+            ),
+        ];
+        for (provider, want) in cases {
+            let want: Vec<(String, String)> = want
+                .iter()
+                .map(|(f, m)| ((*f).to_owned(), (*m).to_owned()))
+                .collect();
+            assert_eq!(findings(provider.clone()), want, "{provider}");
+        }
+    }
+}
