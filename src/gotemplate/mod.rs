@@ -1,6 +1,6 @@
 //! Go `text/template`, as upstream Kuma uses it for SPIFFE ID templates: a parser whose verdicts
 //! and messages are Go's (pinned by a differential test against Go itself,
-//! `tests/gotemplate_oracle.rs`), an executor for the data Kuma passes (a struct of strings and
+//! `tests/it/gotemplate_oracle.rs`), an executor for the data Kuma passes (a struct of strings and
 //! the `label` function), and static questions admission asks of a template.
 
 mod exec;

@@ -1,7 +1,7 @@
 //! Durations in the Kubernetes/Go form (`300ms`, `1s`, `1h30m`, `-2s`), parsed exactly as Go's
 //! `time.ParseDuration` parses them, with its error text: upstream Kuma decodes these fields
 //! with it, so users see Go's own words (`time: unknown unit "d" in duration "1d"`).
-//! `tests/duration_oracle.rs` compares both against Go itself.
+//! `tests/it/duration_oracle.rs` compares both against Go itself.
 
 use std::fmt;
 

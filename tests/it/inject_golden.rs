@@ -1,7 +1,7 @@
 //! Golden fixtures for SPIRE socket injection: tests/fixtures/inject/*.yaml.
 //! Format: tests/fixtures/inject/README.md.
 //!
-//! `INJECT_BLESS=1 cargo test --test inject_golden` fills in `expect.patch` and
+//! `INJECT_BLESS=1 cargo test --test it inject_golden` fills in `expect.patch` and
 //! `expect.patched` for fixtures that expect a patch but lack them; review
 //! the diff before committing.
 

@@ -2,7 +2,7 @@
 //! cluster: readiness follows the initial list and decisions come from the watched state. With
 //! a large cluster it also measures memory and start-up time (RSS once ready, time from start
 //! to ready); that one is slow, so ignored by default:
-//!   cargo test --release --test live_scale -- --ignored --nocapture
+//!   cargo test --release --test it live_scale -- --ignored --nocapture
 
 use std::time::{Duration, Instant};
 

@@ -298,7 +298,7 @@ async fn connection_deadlines_cut_off_slow_clients_and_keep_idle_ones() {
 }
 
 /// kube-apiserver reuses idle connections for up to 90 s: one idle for 95 s must still work.
-/// Slow, so ignored by default: `cargo test --test server_protocol -- --ignored`.
+/// Slow, so ignored by default: `cargo test --test it server_protocol -- --ignored`.
 #[tokio::test]
 #[ignore]
 async fn an_idle_keep_alive_connection_is_reused_after_95_seconds() {
