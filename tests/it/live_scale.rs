@@ -130,7 +130,7 @@ async fn measure(pods: usize) -> (Duration, u64, u64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
+#[ignore = "a measurement of 50 000 pods, meant for release builds; run with --release --ignored"]
 async fn fifty_thousand_pods() {
     let (idle_ready, idle_rss, idle_peak) = measure(0).await;
     let (ready, rss, peak) = measure(50_000).await;

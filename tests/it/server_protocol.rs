@@ -300,7 +300,7 @@ async fn connection_deadlines_cut_off_slow_clients_and_keep_idle_ones() {
 /// kube-apiserver reuses idle connections for up to 90 s: one idle for 95 s must still work.
 /// Slow, so ignored by default: `cargo test --test it server_protocol -- --ignored`.
 #[tokio::test]
-#[ignore]
+#[ignore = "waits 95 s idle; run with --ignored"]
 async fn an_idle_keep_alive_connection_is_reused_after_95_seconds() {
     let server = TestServer::start(Some(example_state()), Settings::default()).await;
     let mut tls = server.tls(b"http/1.1").await;
@@ -324,7 +324,7 @@ async fn an_idle_keep_alive_connection_is_reused_after_95_seconds() {
 /// only, then sent GOAWAY once idle for the idle timeout. Slow (about 3.5 minutes), so ignored
 /// by default.
 #[tokio::test]
-#[ignore]
+#[ignore = "waits about 3.5 minutes; run with --ignored"]
 async fn an_idle_h2_connection_is_reused_after_95_seconds_then_closed_at_the_idle_timeout() {
     let server = TestServer::start(Some(example_state()), Settings::default()).await;
     let mut tls = server.tls(b"h2").await;
