@@ -208,6 +208,23 @@ fn message_of(body: &str) -> String {
         .unwrap_or_else(|| body.to_owned())
 }
 
+/// The built binary on `state`, logging in the text format, once ready.
+async fn serve_with_text_logs(state: &std::path::Path) -> Binary {
+    let binary = Binary::serve(
+        &[
+            "--cluster-state",
+            state.to_str().unwrap(),
+            "--log-format",
+            "text",
+        ],
+        &[],
+    );
+    binary
+        .wait_ready(Instant::now(), Duration::from_secs(30))
+        .await;
+    binary
+}
+
 /// Sends one case; `Ok(status)` when the answer is the expected one, or, with `busy_ok`, a 503
 /// that says why; otherwise what came instead.
 async fn send(
@@ -242,19 +259,7 @@ async fn send(
 
 #[tokio::test]
 async fn hostile_inputs_are_answered_within_the_memory_limit() {
-    let state = cluster_state();
-    let binary = Binary::serve(
-        &[
-            "--cluster-state",
-            state.to_str().unwrap(),
-            "--log-format",
-            "text",
-        ],
-        &[],
-    );
-    binary
-        .wait_ready(Instant::now(), Duration::from_secs(30))
-        .await;
+    let binary = serve_with_text_logs(&cluster_state()).await;
     let clients = [binary.client(false), binary.client(true)];
     let idle_peak = peak_kib(binary.child.id());
     let cases = hostile_set();
@@ -329,19 +334,7 @@ async fn hostile_inputs_are_answered_within_the_memory_limit() {
 /// Request fields reach the log escaped: a name cannot forge a log line or colour a terminal.
 #[tokio::test]
 async fn logged_request_fields_are_escaped() {
-    let state = repo_path("deploy/examples/cluster-state.yaml");
-    let binary = Binary::serve(
-        &[
-            "--cluster-state",
-            state.to_str().unwrap(),
-            "--log-format",
-            "text",
-        ],
-        &[],
-    );
-    binary
-        .wait_ready(Instant::now(), Duration::from_secs(30))
-        .await;
+    let binary = serve_with_text_logs(&repo_path("deploy/examples/cluster-state.yaml")).await;
     let name = "web\nINFO forged line\u{1b}[31m";
     let mut review = meshidentity("x", json!({}));
     review["request"]["name"] = json!(name);
