@@ -138,10 +138,11 @@ async fn a_client_that_stops_reading_is_cut_off_at_the_write_deadline(
         .await
         .unwrap_or_else(|_| panic!("{side:?}: a client that does not read was never cut off"));
     drop(read);
-    // The stall itself takes a moment to build up, so only the upper bound is sharp here; the
-    // metric below says it was the write deadline that acted.
+    // The stall itself takes a moment to build up (the server first answers as many requests
+    // as the socket buffers hold, slowly on a loaded machine), so this bound only rules out a
+    // connection left open; the metric the caller checks says it was the write deadline.
     assert!(
-        elapsed <= DEADLINES.write + LATE,
+        elapsed <= DEADLINES.write + 2 * LATE,
         "{side:?}: cut after {elapsed:?}"
     );
 }
