@@ -15,8 +15,9 @@ use tokio::time::Instant;
 
 /// What a request may take in memory for each byte of its body: the body itself, and the
 /// objects decoded from it. Measured worst cases, with what decisions never read left unbuilt
-/// (crate::pruned): a list of tiny objects about 40 times its JSON, environment variables about
-/// 23 times, label and annotation maps about 8 times, an array of numbers 20 (30 as it grows).
+/// (`crate::admission::pruned`): a list of tiny objects about 40 times its JSON, environment
+/// variables about 23 times, label and annotation maps about 8 times, an array of numbers 20 (30
+/// as it grows).
 pub const DECODE_EXPANSION: usize = 40;
 
 /// The memory requests in flight share.
