@@ -25,14 +25,18 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 python3 benches/https/cluster_state.py "$pods" "$identities" >"$work/state.json"
-# Ports: BENCH_PORT (webhook), +1 (bare server), +2 (webhook admin).
+# Ports: BENCH_PORT (webhook), +1 (bare server), +2 (webhook admin), +3 and +4 (baseline).
 port=${BENCH_PORT:-18443} bare_port=$((port + 1)) admin_port=$((port + 2))
-./target/release/kuma-identity-webhook serve --dev --cluster-state "$work/state.json" \
-  --listen 127.0.0.1:$port --admin-listen 127.0.0.1:$admin_port \
-  --shutdown-delay 0s --shutdown-grace 1s >/tmp/kiw-bench-server.log 2>&1 &
-pids+=($!)
-for _ in $(seq 300); do curl -sf --cacert certs/ca.crt https://localhost:$port/readyz >/dev/null && break; sleep 0.2; done
-curl -sf --cacert certs/ca.crt https://localhost:$port/readyz >/dev/null || { echo "the webhook did not get ready" >&2; exit 1; }
+base_port=$((port + 3))
+# Starts the webhook binary $1 on port $2 (admin on $3), logging to $4, and waits until ready.
+start_webhook() {
+  "$1" serve --dev --cluster-state "$work/state.json" --listen 127.0.0.1:$2 --admin-listen 127.0.0.1:$3 \
+    --shutdown-delay 0s --shutdown-grace 1s >"$4" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 300); do curl -sf --cacert certs/ca.crt https://localhost:$2/readyz >/dev/null && break; sleep 0.2; done
+  curl -sf --cacert certs/ca.crt https://localhost:$2/readyz >/dev/null || { echo "$1 did not get ready" >&2; exit 1; }
+}
+start_webhook ./target/release/kuma-identity-webhook $port $admin_port /tmp/kiw-bench-server.log
 mi=validate-kuma-io-v1alpha1-meshidentity
 if [ $mode = latency ]; then
   echo "$pods pods, $identities MeshIdentities: /$mi at $rate req/s for ${seconds}s"
@@ -44,6 +48,8 @@ fi
 pids+=($!)
 for _ in $(seq 50); do curl -s --cacert certs/ca.crt -o /dev/null https://localhost:$bare_port/ && break; sleep 0.2; done
 kill -0 "${pids[-1]}" 2>/dev/null || { echo "the bare server did not start (port $bare_port taken?)" >&2; exit 1; }
+# BASELINE=path/to/an/older/binary measures it in the same rounds, for before/after ratios.
+if [ -n "${BASELINE:-}" ]; then start_webhook "$BASELINE" $base_port $((port + 4)) /tmp/kiw-bench-baseline.log; fi
 # Requests per second of one h2load run: POST BODY to URL.
 rate() {
   h2load --h1 -c16 -t1 -D "$seconds" -d "$2" -H 'Content-Type: application/json' "$1" |
@@ -59,7 +65,13 @@ for round in $(seq "$rounds"); do
     hook=$(rate "https://localhost:$port/$path?timeout=10s" "$body")
     r=$(ratio "$hook" "$bare")
     echo "$path $r" >>"$work/ratios"
-    line="$line /$path $hook vs bare $bare req/s (ratio $r);"
+    line="$line /$path $hook vs bare $bare req/s (ratio $r)"
+    if [ -n "${BASELINE:-}" ]; then
+      base=$(rate "https://localhost:$base_port/$path?timeout=10s" "$body")
+      echo "$path(baseline) $(ratio "$base" "$bare")" >>"$work/ratios"
+      line="$line, baseline $base req/s (ratio $(ratio "$base" "$bare"))"
+    fi
+    line="$line;"
   done
   echo "$line"
 done
