@@ -1,29 +1,86 @@
 #!/usr/bin/env bash
-# HTTPS throughput of the admission endpoints beside the same server's /healthz, measured in one
-# run over HTTP/1.1 keep-alive (wrk, from Debian's package). The machine is shared and noisy, so
-# compare the ratio, not the absolute figures.
-#   usage: benches/https/run.sh [seconds per round] [rounds]
+# HTTPS throughput of the admission endpoints against a bare server (examples/bare_webhook.rs:
+# TLS, parse the body as JSON, echo request.uid) in the same run: HTTP/1.1 keep-alive, 16
+# connections, h2load --h1 (Debian's nghttp2-client), logging at the default level. The machine
+# is shared and noisy, so the figure is the ratio, measured side by side in each round; the
+# medians and ranges over the rounds close the output.
+#   usage: benches/https/run.sh [seconds per measurement] [rounds] [pods] [mesh identities]
+#
+# Latency under a fixed load (examples/fixed_rate.rs, open loop): p50/p99/max of the MeshIdentity
+# review at a fixed request rate.
+#   usage: benches/https/run.sh latency [seconds] [rate] [pods] [mesh identities]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-seconds=${1:-10}
-rounds=${2:-3}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
-cargo build --release --quiet
-port=18443
-./target/release/kuma-identity-webhook serve --dev --cluster-state deploy/examples/cluster-state.yaml \
-  --listen 127.0.0.1:$port --admin-listen 127.0.0.1:19090 >/tmp/kiw-bench-server.log 2>&1 &
-server=$!
-trap 'kill $server' EXIT
-for _ in $(seq 50); do curl -sf --cacert certs/ca.crt https://localhost:$port/readyz >/dev/null && break; sleep 0.2; done
-rate() { grep Requests/sec | awk '{print $2}'; }
+mode=throughput
+if [ "${1:-}" = latency ]; then mode=latency; shift; fi
+if [ $mode = latency ]; then
+  seconds=${1:-30}; rate=${2:-200}; pods=${3:-50000}; identities=${4:-10}
+else
+  seconds=${1:-10}; rounds=${2:-3}; pods=${3:-1000}; identities=${4:-10}
+fi
+command -v h2load >/dev/null || { echo "h2load is missing: apt-get install nghttp2-client" >&2; exit 1; }
+cargo build --release --quiet --bin kuma-identity-webhook --example bare_webhook --example fixed_rate
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+python3 benches/https/cluster_state.py "$pods" "$identities" >"$work/state.json"
+# Ports: BENCH_PORT (webhook), +1 (bare server), +2 (webhook admin), +3 and +4 (baseline).
+port=${BENCH_PORT:-18443} bare_port=$((port + 1)) admin_port=$((port + 2))
+base_port=$((port + 3))
+# Starts the webhook binary $1 on port $2 (admin on $3), logging to $4, and waits until ready.
+start_webhook() {
+  "$1" serve --dev --cluster-state "$work/state.json" --listen 127.0.0.1:$2 --admin-listen 127.0.0.1:$3 \
+    --shutdown-delay 0s --shutdown-grace 1s >"$4" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 300); do curl -sf --cacert certs/ca.crt https://localhost:$2/readyz >/dev/null && break; sleep 0.2; done
+  curl -sf --cacert certs/ca.crt https://localhost:$2/readyz >/dev/null || { echo "$1 did not get ready" >&2; exit 1; }
+}
+start_webhook ./target/release/kuma-identity-webhook $port $admin_port /tmp/kiw-bench-server.log
+mi=validate-kuma-io-v1alpha1-meshidentity
+if [ $mode = latency ]; then
+  echo "$pods pods, $identities MeshIdentities: /$mi at $rate req/s for ${seconds}s"
+  ./target/release/examples/fixed_rate "https://localhost:$port/$mi?timeout=10s" \
+    benches/https/meshidentity-review.json certs/ca.crt "$rate" "$seconds"
+  exit 0
+fi
+./target/release/examples/bare_webhook 127.0.0.1:$bare_port certs/tls.crt certs/tls.key &
+pids+=($!)
+for _ in $(seq 50); do curl -s --cacert certs/ca.crt -o /dev/null https://localhost:$bare_port/ && break; sleep 0.2; done
+kill -0 "${pids[-1]}" 2>/dev/null || { echo "the bare server did not start (port $bare_port taken?)" >&2; exit 1; }
+# BASELINE=path/to/an/older/binary measures it in the same rounds, for before/after ratios.
+if [ -n "${BASELINE:-}" ]; then start_webhook "$BASELINE" $base_port $((port + 4)) /tmp/kiw-bench-baseline.log; fi
+# Requests per second of one h2load run: POST BODY to URL.
+rate() {
+  h2load --h1 -c16 -t1 -D "$seconds" -d "$2" -H 'Content-Type: application/json' "$1" |
+    awk '/^finished in/ {print $4} / 2xx,/ && $5 + $7 + $9 != 0 {print "non-2xx answers: " $0 >"/dev/stderr"}'
+}
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+echo "$pods pods, $identities MeshIdentities, ${seconds}s a measurement"
 for round in $(seq "$rounds"); do
-  health=$(wrk -t1 -c16 -d"${seconds}s" "https://localhost:$port/healthz" | rate)
-  line="round $round: /healthz $health req/s"
-  for endpoint in validate-kuma-io-v1alpha1-meshidentity:meshidentity-review.json mutate-v1-pod:pod-review.json validate-v1-pod:pod-review.json; do
-    path=${endpoint%%:*}
-    rate_here=$(BODY=benches/https/${endpoint##*:} wrk -t1 -c16 -d"${seconds}s" -s benches/https/post.lua \
-      "https://localhost:$port/$path?timeout=10s" | rate)
-    line="$line, /$path $rate_here req/s (ratio $(python3 -c "print(f'{$rate_here/$health:.2f}')"))"
+  line="round $round:"
+  for endpoint in $mi:meshidentity-review.json mutate-v1-pod:pod-review.json; do
+    path=${endpoint%%:*} body=benches/https/${endpoint##*:}
+    bare=$(rate "https://localhost:$bare_port/$path" "$body")
+    hook=$(rate "https://localhost:$port/$path?timeout=10s" "$body")
+    r=$(ratio "$hook" "$bare")
+    echo "$path $r" >>"$work/ratios"
+    line="$line /$path $hook vs bare $bare req/s (ratio $r)"
+    if [ -n "${BASELINE:-}" ]; then
+      base=$(rate "https://localhost:$base_port/$path?timeout=10s" "$body")
+      echo "$path(baseline) $(ratio "$base" "$bare")" >>"$work/ratios"
+      line="$line, baseline $base req/s (ratio $(ratio "$base" "$bare"))"
+    fi
+    line="$line;"
   done
   echo "$line"
 done
+python3 - "$work/ratios" <<'PY'
+import statistics, sys
+by_path = {}
+for line in open(sys.argv[1]):
+    path, r = line.split()
+    by_path.setdefault(path, []).append(float(r))
+for path, rs in by_path.items():
+    print(f"/{path}: ratio to the bare server median {statistics.median(rs):.2f} (range {min(rs):.2f}-{max(rs):.2f}, {len(rs)} rounds)")
+PY

@@ -7,6 +7,7 @@ pub mod drain;
 mod head;
 pub mod inflight;
 pub mod intake;
+pub mod placement;
 pub mod routes;
 pub mod timeouts;
 pub mod tls;

@@ -13,6 +13,7 @@ use axum::Router;
 
 use super::inflight::InflightBudget;
 use super::intake;
+use super::placement::Placement;
 use crate::admission::{self, Webhook};
 use crate::cluster::StateHandle;
 use crate::config::Settings;
@@ -38,6 +39,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The memory admission requests in flight share.
     pub inflight: Arc<InflightBudget>,
+    /// Where decisions run.
+    pub placement: Arc<Placement>,
 }
 
 impl App {
@@ -52,6 +55,7 @@ impl App {
             settings: Arc::new(settings),
             metrics,
             inflight: InflightBudget::new(max_inflight_bytes),
+            placement: Arc::default(),
         }
     }
 }
@@ -80,11 +84,6 @@ pub fn admin_router(app: App) -> Router {
         .route("/metrics", get(metrics))
         .with_state(app)
 }
-
-/// Bodies up to this size are decided on the async worker; larger ones, and every MeshIdentity
-/// review (whose cost grows with the cluster), on the blocking pool, so health checks and small
-/// requests keep being answered while a large one is decided.
-const INLINE_DECISION_BYTES: usize = 32 * 1024;
 
 /// A request answered before a decision: too large, too slow, of the wrong type, or no room.
 struct Refused {
@@ -205,17 +204,18 @@ async fn decide(
             why: "body",
         })?;
     let view = app.state.get();
-    if body.len() <= INLINE_DECISION_BYTES && webhook != Webhook::ValidateMeshIdentity {
-        return Ok(admission::review(
-            webhook,
-            &body,
-            view.as_deref(),
-            &app.settings,
-        ));
+    if app.placement.inline(webhook, body.len()) {
+        let started = Instant::now();
+        let reviewed = admission::review(webhook, &body, view.as_deref(), &app.settings);
+        app.placement.record(webhook, started.elapsed());
+        return Ok(reviewed);
     }
-    let settings = Arc::clone(&app.settings);
+    let (settings, placement) = (Arc::clone(&app.settings), Arc::clone(&app.placement));
     tokio::task::spawn_blocking(move || {
-        admission::review(webhook, &body, view.as_deref(), &settings)
+        let started = Instant::now();
+        let reviewed = admission::review(webhook, &body, view.as_deref(), &settings);
+        placement.record(webhook, started.elapsed());
+        reviewed
     })
     .await
     .map_err(|e| {
