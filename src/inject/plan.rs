@@ -47,16 +47,16 @@ pub(super) struct Plan {
 }
 
 /// One container we intend to mount the socket into.
-struct Target<'a> {
+pub(super) struct Target<'a> {
     list: &'static str,
     index: usize,
-    container: &'a Object,
+    pub(super) container: &'a Object,
 }
 
 impl Target<'_> {
     /// Name for reports; a nameless container (invalid, but must not panic)
     /// is identified by its index.
-    fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         match field_str_obj(self.container, "name") {
             Some(name) => format!("{}/{}", self.list, name),
             None => format!("{}/#{}", self.list, self.index),
@@ -198,7 +198,7 @@ fn sidecars<'a>(list: &'static str, items: &'a [Value]) -> impl Iterator<Item = 
 /// Picks the containers to mount into and the env var they get: Kuma's
 /// sidecar(s) when present, otherwise every application container (the pod
 /// has not been through Kuma's injector yet).
-fn select_targets<'a>(
+pub(super) fn select_targets<'a>(
     spec: &'a Object,
     cfg: &InjectConfig,
 ) -> Result<(Vec<Target<'a>>, (&'static str, String)), Denial> {

@@ -8,6 +8,7 @@
 mod support;
 
 mod admission_fixtures;
+mod audit;
 mod boolean_settings;
 mod cert_rotation;
 mod certs_cli;

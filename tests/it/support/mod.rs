@@ -3,11 +3,13 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod cli;
 pub mod fake_apiserver;
 pub mod go_oracle;
 pub mod inject_fixture;
 pub mod kustomize;
 pub mod raw;
+pub mod rbac;
 pub mod review;
 pub mod rng;
 
