@@ -4,6 +4,7 @@
 //! `check`, `explain` and the webhooks cannot disagree. Pure over a [`ClusterView`]; the command
 //! (`cli/audit.rs`) and the server's scheduler ([`live`]) only feed it snapshots.
 
+pub mod live;
 pub mod remedy;
 
 use serde::Serialize;

@@ -2,8 +2,11 @@
 //! finding at least once (and clean pods that look close to broken), and against the fake API
 //! server, listed in pages with nothing the shipped RBAC does not grant.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{json, Value};
 
+use crate::support::binary::Binary;
 use crate::support::cli::{cli, cli_with_env, Run};
 use crate::support::fake_apiserver::FakeApiServer;
 use crate::support::rbac::{granted_rules, is_granted};
@@ -253,4 +256,74 @@ async fn live_audit_lists_in_pages_within_rbac_and_matches_the_file() {
         "{}",
         failing.stderr
     );
+}
+
+/// The value of one series (`name{labels}`) in a Prometheus text exposition.
+fn series(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_exports_the_findings_once_the_state_is_loaded() {
+    let state = repo_path(FIXTURE).display().to_string();
+    let binary = Binary::serve(
+        &[
+            "--cluster-state",
+            &state,
+            "--workload-labels",
+            WORKLOAD_LABELS,
+        ],
+        &[],
+    );
+    let started = Instant::now();
+    let metrics = loop {
+        if let Some((200, text)) = binary.admin_get("/metrics").await {
+            if series(
+                &text,
+                "kuma_identity_webhook_audit_last_run_timestamp_seconds",
+            ) > Some(0.0)
+            {
+                break text;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no audit; log:\n{}",
+            binary.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The fixture's findings, as `audit -A` prints them: one label per finding, zeros included.
+    let want = [
+        ("missing_workload", 3.0),
+        ("missing_label", 1.0),
+        ("invalid_spiffe_id", 1.0),
+        ("manual_workload_label", 1.0),
+        ("invalid_spire_support", 1.0),
+        ("spire_support_conflict", 1.0),
+        ("socket_volume_missing", 2.0),
+        ("socket_mount_missing", 2.0),
+    ];
+    for (finding, count) in want {
+        let name = format!("kuma_identity_webhook_audit_findings{{finding=\"{finding}\"}}");
+        assert_eq!(series(&metrics, &name), Some(count), "{finding}: {metrics}");
+    }
+    let findings = metrics
+        .lines()
+        .filter(|l| l.starts_with("kuma_identity_webhook_audit_findings{"))
+        .count();
+    assert_eq!(findings, want.len(), "{metrics}");
+    let took = series(&metrics, "kuma_identity_webhook_audit_duration_seconds").unwrap();
+    assert!((0.0..5.0).contains(&took), "{took}");
+    // Each finding's count is logged as it changes from nothing.
+    let log = binary.log();
+    for (finding, _) in want {
+        assert!(log.contains(finding), "{finding} not logged:\n{log}");
+    }
 }
