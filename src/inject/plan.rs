@@ -44,19 +44,23 @@ pub(super) struct Plan {
     pub not_read_only: bool,
     /// Target containers not blocked by a mount-path conflict.
     pub eligible: usize,
+    /// The patch adds the socket volume.
+    pub adds_volume: bool,
+    /// `list/name` of every container the patch mounts the socket into.
+    pub mounts: Vec<String>,
 }
 
 /// One container we intend to mount the socket into.
-pub(super) struct Target<'a> {
+struct Target<'a> {
     list: &'static str,
     index: usize,
-    pub(super) container: &'a Object,
+    container: &'a Object,
 }
 
 impl Target<'_> {
     /// Name for reports; a nameless container (invalid, but must not panic)
     /// is identified by its index.
-    pub(super) fn label(&self) -> String {
+    fn label(&self) -> String {
         match field_str_obj(self.container, "name") {
             Some(name) => format!("{}/{}", self.list, name),
             None => format!("{}/#{}", self.list, self.index),
@@ -198,7 +202,7 @@ fn sidecars<'a>(list: &'static str, items: &'a [Value]) -> impl Iterator<Item = 
 /// Picks the containers to mount into and the env var they get: Kuma's
 /// sidecar(s) when present, otherwise every application container (the pod
 /// has not been through Kuma's injector yet).
-pub(super) fn select_targets<'a>(
+fn select_targets<'a>(
     spec: &'a Object,
     cfg: &InjectConfig,
 ) -> Result<(Vec<Target<'a>>, (&'static str, String)), Denial> {
@@ -273,6 +277,7 @@ fn plan_container(
     if !has_mount {
         plan.ops
             .push(append(&base, "volumeMounts", mounts, mount_json(cfg)));
+        plan.mounts.push(target.label());
     }
     if !has_env {
         let var = json!({"name": env.0, "value": env.1});
@@ -336,6 +341,7 @@ pub(super) fn plan(spec: &Object, cfg: &InjectConfig) -> Result<Plan, Denial> {
         let spec_tokens = ["spec".to_string()];
         plan.ops
             .insert(0, append(&spec_tokens, "volumes", volumes, volume_json()));
+        plan.adds_volume = true;
     }
     Ok(plan)
 }

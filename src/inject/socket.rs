@@ -5,42 +5,24 @@
 use serde_json::Value;
 
 use super::denial::Denial;
-use super::keys::{SPIRE_SUPPORT_KEY, VOLUME_NAME};
+use super::keys::SPIRE_SUPPORT_KEY;
 use super::optin::{self, Effective};
-use super::plan::select_targets;
-use super::shape::{field_str, object, opt_array, opt_object};
+use super::plan::plan;
+use super::shape::{object, opt_object};
 use crate::api::{Labels, SocketGap};
 use crate::config::InjectConfig;
 
-/// What is missing of the socket in `pod` (raw JSON), were SPIRE on for it; `None` when nothing
-/// is (or the pod has a shape the injector would refuse, which the audit does not judge).
+/// What is missing of the socket in `pod` (raw JSON), were SPIRE on for it: what the injector's
+/// own plan would add (the environment variables aside, which no pod lacks for long once it has
+/// the mount). `None` when it would add nothing, or the pod has a shape the injector refuses.
+/// Planned with the default mount path: the pod is summarised when decoded, before any setting
+/// is known, so a custom path only changes which foreign mount blocks a container.
 pub fn socket_gap(pod: &Value) -> Option<SocketGap> {
     let spec = opt_object(object(pod, "pod").ok()?, "spec", "spec").ok()??;
-    let volumes = opt_array(spec, "volumes", "spec.volumes").ok()?;
-    let volume = volumes
-        .unwrap_or_default()
-        .iter()
-        .any(|v| field_str(v, "name") == Some(VOLUME_NAME));
-    // Only which containers are targets matters here, not the variable's value.
-    let (targets, _) = select_targets(spec, &InjectConfig::default()).ok()?;
-    let unmounted: Vec<String> = targets
-        .iter()
-        .filter(|target| {
-            let mounts = target
-                .container
-                .get("volumeMounts")
-                .and_then(Value::as_array);
-            !mounts
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .any(|m| field_str(m, "name") == Some(VOLUME_NAME))
-        })
-        .map(|target| target.label())
-        .collect();
-    (!volume || !unmounted.is_empty()).then_some(SocketGap {
-        volume_missing: !volume,
-        unmounted,
+    let plan = plan(spec, &InjectConfig::default()).ok()?;
+    (plan.adds_volume || !plan.mounts.is_empty()).then_some(SocketGap {
+        volume_missing: plan.adds_volume,
+        unmounted: plan.mounts,
     })
 }
 
@@ -76,12 +58,14 @@ pub fn spire_on(
 mod tests {
     use serde_json::json;
 
+    use super::super::VOLUME_NAME;
     use super::*;
 
     #[test]
     fn gaps_name_the_missing_volume_and_unmounted_targets() {
         let mount = json!({"name": VOLUME_NAME, "mountPath": "/run/spire/sockets"});
-        let volume = json!({"name": VOLUME_NAME, "csi": {"driver": "csi.spiffe.io"}});
+        let volume =
+            json!({"name": VOLUME_NAME, "csi": {"driver": "csi.spiffe.io", "readOnly": true}});
         let complete = json!({"spec": {"volumes": [volume],
             "containers": [{"name": "app", "volumeMounts": [mount]}]}});
         assert_eq!(socket_gap(&complete), None);

@@ -10,7 +10,7 @@ use crate::support::binary::Binary;
 use crate::support::cli::{cli, cli_with_env, Run};
 use crate::support::fake_apiserver::FakeApiServer;
 use crate::support::rbac::{granted_rules, is_granted};
-use crate::support::{repo_path, tempdir};
+use crate::support::{metric, repo_path, tempdir};
 use kuma_identity_webhook::cluster::file::read_documents;
 
 const FIXTURE: &str = "tests/fixtures/audit/cluster.yaml";
@@ -258,17 +258,6 @@ async fn live_audit_lists_in_pages_within_rbac_and_matches_the_file() {
     );
 }
 
-/// The value of one series (`name{labels}`) in a Prometheus text exposition.
-fn series(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_exports_the_findings_once_the_state_is_loaded() {
     let state = repo_path(FIXTURE).display().to_string();
@@ -284,7 +273,7 @@ async fn serve_exports_the_findings_once_the_state_is_loaded() {
     let started = Instant::now();
     let metrics = loop {
         if let Some((200, text)) = binary.admin_get("/metrics").await {
-            if series(
+            if metric(
                 &text,
                 "kuma_identity_webhook_audit_last_run_timestamp_seconds",
             ) > Some(0.0)
@@ -312,14 +301,14 @@ async fn serve_exports_the_findings_once_the_state_is_loaded() {
     ];
     for (finding, count) in want {
         let name = format!("kuma_identity_webhook_audit_findings{{finding=\"{finding}\"}}");
-        assert_eq!(series(&metrics, &name), Some(count), "{finding}: {metrics}");
+        assert_eq!(metric(&metrics, &name), Some(count), "{finding}: {metrics}");
     }
     let findings = metrics
         .lines()
         .filter(|l| l.starts_with("kuma_identity_webhook_audit_findings{"))
         .count();
     assert_eq!(findings, want.len(), "{metrics}");
-    let took = series(&metrics, "kuma_identity_webhook_audit_duration_seconds").unwrap();
+    let took = metric(&metrics, "kuma_identity_webhook_audit_duration_seconds").unwrap();
     assert!((0.0..5.0).contains(&took), "{took}");
     // Each finding's count is logged as it changes from nothing.
     let log = binary.log();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::fake_apiserver::FakeApiServer;
+use crate::support::metric;
 use crate::support::rbac::{granted_rules, is_granted};
 use crate::support::review::Review;
 use crate::support::{meshidentity_review, TestServer, MESHIDENTITY_PATH as MESHIDENTITY};
@@ -50,17 +51,6 @@ fn pod_review(name: &str) -> Vec<u8> {
         .uid(format!("pod-{name}"))
         .namespace(Some("shop".to_owned()))
         .bytes()
-}
-
-/// The value of one series (`name{labels}`) in a Prometheus text exposition.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
 }
 
 /// A MeshIdentity whose path needs a workload, for the `app: batch` pods.

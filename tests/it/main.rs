@@ -9,6 +9,7 @@ mod support;
 
 mod admission_fixtures;
 mod audit;
+mod audit_agreement;
 mod boolean_settings;
 mod cert_rotation;
 mod certs_cli;

@@ -553,3 +553,14 @@ impl Expect {
         errors
     }
 }
+
+/// The value of one series (`name{labels}`) in a Prometheus text exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
