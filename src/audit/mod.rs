@@ -1,19 +1,22 @@
 //! The audit: which of the pods already in the cluster have a broken identity. Every meshed pod
-//! is judged by the pod webhook's own assessment ([`validate::pod::assess`]) and the injector's
-//! own switch and target choice ([`inject::spire_on`], [`inject::socket_gap`]), so the audit,
-//! `check`, `explain` and the webhooks cannot disagree. Pure over a [`ClusterView`]; the command
-//! (`cli/audit.rs`) and the server's scheduler ([`live`]) only feed it snapshots.
+//! is judged by the pod webhook's own assessment ([`crate::validate::pod::assess`]) and the
+//! injector's own switch and plan ([`crate::inject::spire_on`], [`crate::inject::socket_gap`]),
+//! so the audit, `check`, `explain` and the webhooks cannot disagree. Pure over a
+//! [`ClusterView`]; the command (`cli/audit.rs`) and the server's scheduler ([`live`]) only feed
+//! it snapshots.
 
 pub mod live;
 pub mod remedy;
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
-use crate::api::{PodInfo, WORKLOAD_LABEL};
+use crate::api::{Labels, PodInfo, WORKLOAD_LABEL};
 use crate::cluster::ClusterView;
 use crate::config::Settings;
 use crate::identity::dataplane::is_meshed;
-use crate::inject::{spire_on, SwitchProblem};
+use crate::inject::{spire_on, SwitchProblem, VOLUME_NAME};
 use crate::validate::pod::{assess, AUDIT_IDENTITY};
 use crate::verdict::PodFinding;
 
@@ -81,14 +84,50 @@ pub struct Row {
     pub action: String,
 }
 
+/// Distinct pods the audit remembers the pod webhook's assessment for. The pods of one
+/// ReplicaSet share namespace, service account, labels and annotations, which is all the
+/// assessment reads, so a 50 000-pod cluster has a few thousand distinct ones; the bound keeps a
+/// cluster of all-distinct pods from holding a second copy of every pod's labels (beyond it,
+/// pods are simply assessed again).
+const MEMO_ENTRIES: usize = 10_000;
+
+/// What the assessment reads of a pod (its name aside: it appears in no ID or message).
+type MemoKey<'p> = (&'p str, &'p str, &'p Labels, &'p Labels);
+
+/// The winning identity and the pod webhook's finding, if any.
+#[derive(Clone)]
+struct Assessed {
+    identity: Option<String>,
+    finding: Option<(Finding, String)>,
+}
+
 /// Judges every meshed pod in `namespace` (every namespace when `None`); the rows are sorted by
 /// namespace, pod and finding.
 pub fn audit(view: &dyn ClusterView, settings: &Settings, namespace: Option<&str>) -> Vec<Row> {
-    let mut rows: Vec<Row> = view
-        .pods()
-        .filter(|pod| namespace.is_none_or(|ns| pod.namespace == ns))
-        .flat_map(|pod| judge(pod, view, settings))
-        .collect();
+    let mut memo: HashMap<MemoKey, Assessed> = HashMap::new();
+    let mut rows = Vec::new();
+    for pod in view.pods() {
+        if namespace.is_some_and(|ns| pod.namespace != ns) || !is_meshed(pod, view) {
+            continue;
+        }
+        let key = (
+            pod.namespace.as_str(),
+            pod.service_account.as_str(),
+            &pod.labels,
+            &pod.annotations,
+        );
+        let assessed = match memo.get(&key) {
+            Some(assessed) => assessed.clone(),
+            None => {
+                let assessed = assessed(pod, view, settings);
+                if memo.len() < MEMO_ENTRIES {
+                    memo.insert(key, assessed.clone());
+                }
+                assessed
+            }
+        };
+        rows.extend(rows_of(pod, settings, assessed));
+    }
     rows.sort_by(|a, b| (&a.namespace, &a.pod, a.finding).cmp(&(&b.namespace, &b.pod, b.finding)));
     rows
 }
@@ -98,6 +137,30 @@ pub fn judge(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Vec<
     if !is_meshed(pod, view) {
         return Vec::new();
     }
+    rows_of(pod, settings, assessed(pod, view, settings))
+}
+
+/// The pod webhook's assessment of a meshed pod, as audit findings.
+fn assessed(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Assessed {
+    let assessment = assess(pod, view, settings);
+    let identity = assessment
+        .as_ref()
+        .and_then(|a| a.audit.get(AUDIT_IDENTITY).cloned());
+    let finding = assessment.and_then(|a| a.finding).map(|finding| {
+        let missing_label = finding.cause.as_ref().and_then(|c| c.missing_label());
+        let kind = match (finding.kind, missing_label) {
+            (PodFinding::MissingWorkload, _) => Finding::MissingWorkload,
+            (_, Some(_)) => Finding::MissingLabel,
+            _ => Finding::InvalidSpiffeId,
+        };
+        (kind, finding.message)
+    });
+    Assessed { identity, finding }
+}
+
+/// The rows of a meshed pod: the assessment's, and what the pod itself says (a hand-set
+/// workload label, the SPIRE switch, the socket it lacks).
+fn rows_of(pod: &PodInfo, settings: &Settings, assessed: Assessed) -> Vec<Row> {
     let mut found: Vec<(Finding, String)> = Vec::new();
     if let Some(value) = pod.labels.get(WORKLOAD_LABEL) {
         found.push((
@@ -105,19 +168,7 @@ pub fn judge(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Vec<
             format!("the pod sets {WORKLOAD_LABEL}={value} itself; Kuma manages this label"),
         ));
     }
-    let assessment = assess(pod, view, settings);
-    let identity = assessment
-        .as_ref()
-        .and_then(|a| a.audit.get(AUDIT_IDENTITY).cloned());
-    if let Some(finding) = assessment.and_then(|a| a.finding) {
-        let missing_label = finding.cause.as_ref().and_then(|c| c.missing_label());
-        let kind = match (finding.kind, missing_label) {
-            (PodFinding::MissingWorkload, _) => Finding::MissingWorkload,
-            (_, Some(_)) => Finding::MissingLabel,
-            _ => Finding::InvalidSpiffeId,
-        };
-        found.push((kind, finding.message));
-    }
+    found.extend(assessed.finding);
     match spire_on(&pod.labels, &pod.annotations, &settings.inject) {
         Err(SwitchProblem::InvalidValue(message)) => {
             found.push((Finding::InvalidSpireSupport, message));
@@ -128,7 +179,7 @@ pub fn judge(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Vec<
         Ok(true) => {
             if let Some(gap) = &pod.socket {
                 if gap.volume_missing {
-                    let message = format!("volume {} is missing", crate::inject::VOLUME_NAME);
+                    let message = format!("volume {VOLUME_NAME} is missing");
                     found.push((Finding::SocketVolumeMissing, message));
                 }
                 if !gap.unmounted.is_empty() {
@@ -144,7 +195,7 @@ pub fn judge(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Vec<
         .map(|(finding, message)| Row {
             namespace: pod.namespace.clone(),
             pod: pod.name.clone(),
-            identity: identity.clone(),
+            identity: assessed.identity.clone(),
             finding,
             action: remedy::action(finding, pod, settings),
             message,

@@ -12,6 +12,7 @@ pub mod raw;
 pub mod rbac;
 pub mod review;
 pub mod rng;
+pub mod scale;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
