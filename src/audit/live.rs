@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{audit, Finding};
+use super::{count, Finding};
 use crate::cluster::{ClusterView, StateHandle};
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -98,17 +98,12 @@ pub async fn run(
         debounce.ran(Instant::now());
         let for_audit = settings.clone();
         let started = Instant::now();
-        let Ok(rows) =
-            tokio::task::spawn_blocking(move || audit(view.as_ref(), &for_audit, None)).await
+        let Ok(now_counts) =
+            tokio::task::spawn_blocking(move || count(view.as_ref(), &for_audit)).await
         else {
             tracing::error!("the audit failed; its metrics keep the previous run's values");
             continue;
         };
-        let mut now_counts: BTreeMap<Finding, usize> =
-            Finding::ALL.iter().map(|f| (*f, 0)).collect();
-        for row in &rows {
-            *now_counts.entry(row.finding).or_default() += 1;
-        }
         record(&metrics, &counts, &now_counts, started.elapsed());
         counts = now_counts;
     }

@@ -8,7 +8,7 @@
 pub mod live;
 pub mod remedy;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -104,8 +104,35 @@ struct Assessed {
 /// Judges every meshed pod in `namespace` (every namespace when `None`); the rows are sorted by
 /// namespace, pod and finding.
 pub fn audit(view: &dyn ClusterView, settings: &Settings, namespace: Option<&str>) -> Vec<Row> {
-    let mut memo: HashMap<MemoKey, Assessed> = HashMap::new();
     let mut rows = Vec::new();
+    walk(view, settings, namespace, |pod, identity, found| {
+        rows.extend(to_rows(pod, settings, identity, found));
+    });
+    rows.sort_by(|a, b| (&a.namespace, &a.pod, a.finding).cmp(&(&b.namespace, &b.pod, b.finding)));
+    rows
+}
+
+/// How many pods have each finding, every finding named (zeros included); what the server
+/// exports. No row is kept, so the memory does not grow with the number of findings.
+pub fn count(view: &dyn ClusterView, settings: &Settings) -> BTreeMap<Finding, usize> {
+    let mut counts: BTreeMap<Finding, usize> = Finding::ALL.iter().map(|f| (*f, 0)).collect();
+    walk(view, settings, None, |_, _, found| {
+        for (finding, _) in found {
+            *counts.entry(finding).or_default() += 1;
+        }
+    });
+    counts
+}
+
+/// Calls `visit` with each meshed pod of `namespace` (all when `None`), its winning identity and
+/// its findings, remembering the assessment of pods that share what it reads.
+fn walk<'v>(
+    view: &'v dyn ClusterView,
+    settings: &Settings,
+    namespace: Option<&str>,
+    mut visit: impl FnMut(&'v PodInfo, Option<String>, Vec<(Finding, String)>),
+) {
+    let mut memo: HashMap<MemoKey<'v>, Assessed> = HashMap::new();
     for pod in view.pods() {
         if namespace.is_some_and(|ns| pod.namespace != ns) || !is_meshed(pod, view) {
             continue;
@@ -126,10 +153,9 @@ pub fn audit(view: &dyn ClusterView, settings: &Settings, namespace: Option<&str
                 assessed
             }
         };
-        rows.extend(rows_of(pod, settings, assessed));
+        let found = findings(pod, settings, assessed.finding);
+        visit(pod, assessed.identity, found);
     }
-    rows.sort_by(|a, b| (&a.namespace, &a.pod, a.finding).cmp(&(&b.namespace, &b.pod, b.finding)));
-    rows
 }
 
 /// Every finding about one pod; none when it is outside the mesh.
@@ -137,7 +163,9 @@ pub fn judge(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Vec<
     if !is_meshed(pod, view) {
         return Vec::new();
     }
-    rows_of(pod, settings, assessed(pod, view, settings))
+    let Assessed { identity, finding } = assessed(pod, view, settings);
+    let found = findings(pod, settings, finding);
+    to_rows(pod, settings, identity, found)
 }
 
 /// The pod webhook's assessment of a meshed pod, as audit findings.
@@ -158,9 +186,13 @@ fn assessed(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Asses
     Assessed { identity, finding }
 }
 
-/// The rows of a meshed pod: the assessment's, and what the pod itself says (a hand-set
-/// workload label, the SPIRE switch, the socket it lacks).
-fn rows_of(pod: &PodInfo, settings: &Settings, assessed: Assessed) -> Vec<Row> {
+/// The findings of a meshed pod with their messages: the assessment's, and what the pod itself
+/// says (a hand-set workload label, the SPIRE switch, the socket it lacks).
+fn findings(
+    pod: &PodInfo,
+    settings: &Settings,
+    assessed: Option<(Finding, String)>,
+) -> Vec<(Finding, String)> {
     let mut found: Vec<(Finding, String)> = Vec::new();
     if let Some(value) = pod.labels.get(WORKLOAD_LABEL) {
         found.push((
@@ -168,7 +200,7 @@ fn rows_of(pod: &PodInfo, settings: &Settings, assessed: Assessed) -> Vec<Row> {
             format!("the pod sets {WORKLOAD_LABEL}={value} itself; Kuma manages this label"),
         ));
     }
-    found.extend(assessed.finding);
+    found.extend(assessed);
     match spire_on(&pod.labels, &pod.annotations, &settings.inject) {
         Err(SwitchProblem::InvalidValue(message)) => {
             found.push((Finding::InvalidSpireSupport, message));
@@ -191,11 +223,20 @@ fn rows_of(pod: &PodInfo, settings: &Settings, assessed: Assessed) -> Vec<Row> {
         Ok(false) => {}
     }
     found
+}
+
+fn to_rows(
+    pod: &PodInfo,
+    settings: &Settings,
+    identity: Option<String>,
+    found: Vec<(Finding, String)>,
+) -> Vec<Row> {
+    found
         .into_iter()
         .map(|(finding, message)| Row {
             namespace: pod.namespace.clone(),
             pod: pod.name.clone(),
-            identity: assessed.identity.clone(),
+            identity: identity.clone(),
             finding,
             action: remedy::action(finding, pod, settings),
             message,

@@ -12,7 +12,7 @@ use crate::support::binary::Binary;
 use crate::support::fake_apiserver::FakeApiServer;
 use crate::support::scale::pod;
 use crate::support::{metric, tempdir};
-use kuma_identity_webhook::audit::{audit, Finding};
+use kuma_identity_webhook::audit::{audit, count, Finding};
 use kuma_identity_webhook::cluster::{Object, Snapshot};
 use kuma_identity_webhook::config::Settings;
 
@@ -87,6 +87,19 @@ fn audit_scale_in_process() {
         median(samples.clone()),
         samples.iter().min().unwrap(),
         samples.iter().max().unwrap()
+    );
+    // What the server runs: counts only.
+    let mut samples = Vec::new();
+    for _ in 0..7 {
+        let started = Instant::now();
+        let counts = count(&snapshot, &settings);
+        samples.push(started.elapsed());
+        assert_eq!(counts.values().sum::<usize>(), EXPECTED_FINDINGS);
+        assert_eq!(counts[&Finding::SocketMountMissing], PODS / SPIRE_EVERY);
+    }
+    println!(
+        "audit_scale in process, counts only (serve): median {:?}",
+        median(samples)
     );
 }
 
