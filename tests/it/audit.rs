@@ -258,6 +258,24 @@ async fn live_audit_lists_in_pages_within_rbac_and_matches_the_file() {
     );
 }
 
+/// The server's metrics once its first audit has run; fails after `limit` from `started`.
+pub async fn after_first_audit(binary: &Binary, started: Instant, limit: Duration) -> String {
+    loop {
+        if let Some((200, text)) = binary.admin_get("/metrics").await {
+            let last_run = "kuma_identity_webhook_audit_last_run_timestamp_seconds";
+            if metric(&text, last_run) > Some(0.0) {
+                return text;
+            }
+        }
+        assert!(
+            started.elapsed() < limit,
+            "no audit; log:\n{}",
+            binary.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_exports_the_findings_once_the_state_is_loaded() {
     let state = repo_path(FIXTURE).display().to_string();
@@ -271,23 +289,7 @@ async fn serve_exports_the_findings_once_the_state_is_loaded() {
         &[],
     );
     let started = Instant::now();
-    let metrics = loop {
-        if let Some((200, text)) = binary.admin_get("/metrics").await {
-            if metric(
-                &text,
-                "kuma_identity_webhook_audit_last_run_timestamp_seconds",
-            ) > Some(0.0)
-            {
-                break text;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no audit; log:\n{}",
-            binary.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let metrics = after_first_audit(&binary, started, Duration::from_secs(30)).await;
     // The fixture's findings, as `audit -A` prints them: one label per finding, zeros included.
     let want = [
         ("missing_workload", 3.0),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::audit::after_first_audit;
 use crate::support::binary::Binary;
 use crate::support::fake_apiserver::FakeApiServer;
 use crate::support::scale::pod;
@@ -156,23 +157,7 @@ async fn audit_scale_against_the_api_server() {
         &[("KUBECONFIG", kubeconfig.as_str())],
     );
     let started = Instant::now();
-    let metrics = loop {
-        if let Some((200, text)) = binary.admin_get("/metrics").await {
-            if metric(
-                &text,
-                "kuma_identity_webhook_audit_last_run_timestamp_seconds",
-            ) > Some(0.0)
-            {
-                break text;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no audit; log:\n{}",
-            binary.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let metrics = after_first_audit(&binary, started, Duration::from_secs(300)).await;
     let missing = metric(
         &metrics,
         "kuma_identity_webhook_audit_findings{finding=\"missing_workload\"}",
