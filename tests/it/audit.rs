@@ -247,6 +247,22 @@ async fn live_audit_lists_in_pages_within_rbac_and_matches_the_file() {
         );
     }
 
+    // A continue token that expires part-way: the pages no longer make one consistent list.
+    fake.set_continue_expired(true);
+    let expired = run(vec!["-A"]).await.unwrap();
+    assert_eq!(
+        (expired.code, expired.stdout.as_str()),
+        (2, ""),
+        "{}",
+        expired.stderr
+    );
+    assert!(
+        expired.stderr.contains("error: listing pods") && expired.stderr.contains("too old"),
+        "{}",
+        expired.stderr
+    );
+    fake.set_continue_expired(false);
+
     // An API server that fails is unreadable input.
     fake.set_failing(true);
     let failing = run(vec!["-A"]).await.unwrap();
