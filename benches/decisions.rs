@@ -1,6 +1,7 @@
 //! Decision-function benchmarks: a MeshIdentity validated against a cluster of 1 000 pods and
 //! 10 MeshIdentities (budget: median at most 50 µs for a typical one; the mesh-wide one shows the
-//! worst case), and the SPIRE socket decision for a 10-container pod (budget: 30 µs).
+//! worst case), the SPIRE socket decision for a 10-container pod (budget: 30 µs), and the audit
+//! of the same 1 000-pod cluster (per pod, what `audit` and the server's audit pay).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -228,5 +229,22 @@ fn bench_snapshot(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_meshidentity, bench_mutation, bench_snapshot);
+/// The audit of every pod of [`cluster`]: the pod webhook's assessment and the injector's switch
+/// for each of its 1 000 meshed pods.
+fn bench_audit(c: &mut Criterion) {
+    let snapshot = cluster();
+    let settings = Settings::default();
+    assert!(kuma_identity_webhook::audit::audit(&snapshot, &settings, None).is_empty());
+    c.bench_function("audit_1000_pods", |b| {
+        b.iter(|| kuma_identity_webhook::audit::audit(black_box(&snapshot), &settings, None))
+    });
+}
+
+criterion_group!(
+    benches,
+    bench_meshidentity,
+    bench_mutation,
+    bench_snapshot,
+    bench_audit
+);
 criterion_main!(benches);

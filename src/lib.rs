@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod cluster;
 pub mod config;
 pub mod gotemplate;

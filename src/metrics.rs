@@ -46,6 +46,12 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    /// One of the audit's fixed findings (`audit::Finding::ALL`).
+    pub finding: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TaskLabels {
     /// One of the fixed background tasks (`watch-pods`, `publisher`, `certificate-reload`, ...).
     pub task: &'static str,
@@ -73,6 +79,9 @@ pub struct Metrics {
     pub drain_requests: Family<OutcomeLabels, Counter>,
     pub drain_connections: Family<OutcomeLabels, Counter>,
     pub task_restarts: Family<TaskLabels, Counter>,
+    pub audit_findings: Family<FindingLabels, Gauge>,
+    pub audit_last_run: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub audit_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -221,8 +230,29 @@ impl Metrics {
             "Background tasks that ended (returned or panicked) and were restarted",
             task_restarts.clone(),
         );
+        let audit_findings = Family::<FindingLabels, Gauge>::default();
+        registry.register(
+            "audit_findings",
+            "Pods with each audit finding in the last audit of the live cluster state",
+            audit_findings.clone(),
+        );
+        let audit_last_run = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "audit_last_run_timestamp_seconds",
+            "When the last audit of the live cluster state finished (Unix seconds)",
+            audit_last_run.clone(),
+        );
+        let audit_duration = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "audit_duration_seconds",
+            "How long the last audit of the live cluster state took",
+            audit_duration.clone(),
+        );
         Self {
             registry,
+            audit_findings,
+            audit_last_run,
+            audit_duration,
             overloaded,
             requests,
             latency,
@@ -317,6 +347,17 @@ impl Metrics {
         self.sync_age
             .get_or_create(&ResourceLabels { resource })
             .set(seconds);
+    }
+
+    pub fn set_audit_findings(&self, finding: &'static str, count: usize) {
+        self.audit_findings
+            .get_or_create(&FindingLabels { finding })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    pub fn audit_ran(&self, finished_unix_seconds: f64, took_seconds: f64) {
+        self.audit_last_run.set(finished_unix_seconds);
+        self.audit_duration.set(took_seconds);
     }
 
     /// The Prometheus text exposition.

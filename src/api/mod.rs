@@ -10,7 +10,7 @@ mod pod;
 pub use labels::*;
 pub use mesh::{Mesh, MeshServicesMode};
 pub use meshidentity::*;
-pub use pod::{string_map_at, NamespaceInfo, PodInfo};
+pub use pod::{string_map_at, NamespaceInfo, PodInfo, SocketGap};
 
 /// The kinds this product reads: one place for their group, version, plural and scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

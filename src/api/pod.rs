@@ -22,6 +22,20 @@ pub struct PodInfo {
     pub annotations: Labels,
     /// `spec.serviceAccountName`, `default` when absent (what the API server fills in).
     pub service_account: String,
+    /// What the SPIRE socket injection would still add to this pod, were it on; `None` when
+    /// nothing (or when read from an object without its spec, as admission decisions do).
+    /// Filled when a stored pod is decoded (`cluster::Object`), for the audit.
+    pub socket: Option<Box<SocketGap>>,
+}
+
+/// The socket volume or mounts a pod lacks: it was created while the mutating webhook was down
+/// or skipped it. Boxed in [`PodInfo`], so the common pod with nothing missing stays small.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SocketGap {
+    pub volume_missing: bool,
+    /// `containers/<name>` (or `initContainers/…`) that the injector would mount into and that
+    /// lack the mount.
+    pub unmounted: Vec<String>,
 }
 
 impl PodInfo {
@@ -48,6 +62,7 @@ impl PodInfo {
             service_account: text("/spec/serviceAccountName")
                 .unwrap_or("default")
                 .to_owned(),
+            socket: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Command-line interface: flags (each with an environment twin) and subcommands.
 
+mod audit;
 mod certs;
 mod check;
 mod explain;
@@ -39,6 +40,8 @@ enum Command {
     Inject(inject::InjectArgs),
     /// Explain which MeshIdentity a pod gets, its SPIFFE ID, and the socket decision.
     Explain(explain::ExplainArgs),
+    /// Find the running pods whose identity is already broken (from a file or the cluster).
+    Audit(audit::AuditArgs),
     /// Generate a CA and serving certificate, a Secret, and the caBundle.
     Certs(certs::CertsArgs),
     /// Print the MeshIdentity CRD and a minimal Mesh CRD, generated from the API types.
@@ -46,12 +49,19 @@ enum Command {
 }
 
 /// How the offline commands exit: everything admitted (or injected), something denied, input
-/// unreadable.
+/// unreadable. `audit` exits the same way: clean, findings, unreadable.
 #[derive(Debug, Clone, Copy)]
 pub enum Exit {
     Admitted = 0,
     Denied = 1,
     Unreadable = 2,
+}
+
+impl Exit {
+    /// `audit` found nothing.
+    pub const CLEAN: Self = Self::Admitted;
+    /// `audit` found broken pods.
+    pub const FINDINGS: Self = Self::Denied;
 }
 
 impl From<Exit> for ExitCode {
@@ -171,6 +181,7 @@ pub fn run() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Inject(args) => inject::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Certs(args) => certs::run(args),
         Command::Crd => match kuma_identity_webhook::api::crd::yaml() {
             Ok(yaml) => {

@@ -11,6 +11,7 @@ use clap::Args;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use kuma_identity_webhook::audit;
 use kuma_identity_webhook::cluster::watch;
 use kuma_identity_webhook::cluster::{file, StateHandle};
 use kuma_identity_webhook::metrics::Metrics;
@@ -194,6 +195,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             move |metrics| client_ca.clone().watch(metrics),
         ));
     }
+
+    let (audit_state, audit_settings) = (state.clone(), app.settings.clone());
+    background.push(supervise::spawn("audit", &metrics, move |metrics| {
+        audit::live::run(
+            audit_state.clone(),
+            audit_settings.clone(),
+            metrics,
+            audit::live::Schedule::DEFAULT,
+        )
+    }));
 
     let drain = Drain::new();
     let context = |listener| ServeContext::new(listener, drain.clone(), metrics.clone());

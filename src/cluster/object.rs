@@ -54,7 +54,11 @@ impl Object {
                     .to_owned(),
                 labels: string_map_at(&value, "/metadata/labels"),
             }),
-            Kind::Pod => Self::Pod(PodInfo::from_json(&value, None)),
+            Kind::Pod => Self::Pod(PodInfo {
+                // Summarised here, so the stored pod keeps no spec for the audit to read.
+                socket: crate::inject::socket_gap(&value).map(Box::new),
+                ..PodInfo::from_json(&value, None)
+            }),
         })
     }
 }

@@ -44,6 +44,22 @@ pub enum SpiffeIdError {
     Invalid { value: String, problem: String },
 }
 
+/// How Go ends the error of a `label` call for a label the dataplane lacks (see
+/// `gotemplate::funcs`): `… error calling label: label <key> not found`.
+const LABEL_NOT_FOUND: (&str, &str) = ("error calling label: label ", " not found");
+
+impl SpiffeIdError {
+    /// The dataplane label the path template reads and the pod lacks, when that is why the path
+    /// does not render.
+    pub fn missing_label(&self) -> Option<&str> {
+        let Self::Path(gotemplate::ExecError(message)) = self else {
+            return None;
+        };
+        let (_, rest) = message.rsplit_once(LABEL_NOT_FOUND.0)?;
+        rest.strip_suffix(LABEL_NOT_FOUND.1)
+    }
+}
+
 /// Parses a SPIFFE ID template the way upstream does.
 pub fn parse_template(source: &str) -> Result<Template, TemplateError> {
     Ok(gotemplate::parse(source, LABEL_FUNC)?)

@@ -12,12 +12,14 @@ mod optin;
 mod plan;
 pub mod review;
 mod shape;
+mod socket;
 
 use serde_json::Value;
 
 pub use crate::config::InjectConfig;
 pub use crate::verdict::{InjectionDenial, SkipReason};
 pub use keys::{MIRROR_ANNOTATION, SPIRE_SUPPORT_KEY, VOLUME_NAME};
+pub use socket::{socket_gap, spire_on, SwitchProblem};
 
 use self::denial::Denial;
 use self::optin::Effective;

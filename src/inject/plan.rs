@@ -44,6 +44,10 @@ pub(super) struct Plan {
     pub not_read_only: bool,
     /// Target containers not blocked by a mount-path conflict.
     pub eligible: usize,
+    /// The patch adds the socket volume.
+    pub adds_volume: bool,
+    /// `list/name` of every container the patch mounts the socket into.
+    pub mounts: Vec<String>,
 }
 
 /// One container we intend to mount the socket into.
@@ -273,6 +277,7 @@ fn plan_container(
     if !has_mount {
         plan.ops
             .push(append(&base, "volumeMounts", mounts, mount_json(cfg)));
+        plan.mounts.push(target.label());
     }
     if !has_env {
         let var = json!({"name": env.0, "value": env.1});
@@ -336,6 +341,7 @@ pub(super) fn plan(spec: &Object, cfg: &InjectConfig) -> Result<Plan, Denial> {
         let spec_tokens = ["spec".to_string()];
         plan.ops
             .insert(0, append(&spec_tokens, "volumes", volumes, volume_json()));
+        plan.adds_volume = true;
     }
     Ok(plan)
 }

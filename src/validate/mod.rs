@@ -8,3 +8,5 @@ pub mod pod;
 mod provider;
 mod templates;
 mod workload;
+
+pub use workload::how_to_give_a_workload;

@@ -9,7 +9,7 @@ use crate::api::{PodInfo, WORKLOAD_LABEL};
 use crate::cluster::ClusterView;
 use crate::config::{Enforcement, Settings};
 use crate::identity::dataplane::{is_meshed, DataplaneView};
-use crate::identity::render::{render_spiffe_id, uses_workload_label};
+use crate::identity::render::{render_spiffe_id, uses_workload_label, SpiffeIdError};
 use crate::identity::select::Ranking;
 
 use super::workload::how_to_give_a_workload;
@@ -86,24 +86,28 @@ pub fn review(request: &Request, view: &dyn ClusterView, settings: &Settings) ->
 }
 
 /// What the pod's winning MeshIdentity makes of it.
-struct Assessment {
-    audit: BTreeMap<String, String>,
-    finding: Option<Finding>,
+pub struct Assessment {
+    /// The audit annotations: the winning identity (`namespace/name`) and the rendered ID.
+    pub audit: BTreeMap<String, String>,
+    pub finding: Option<Finding>,
 }
 
 /// A reason the pod would get no SPIFFE ID. Two findings are the same problem when they are
 /// equal: same kind, same identity, same rendered value.
 #[derive(Debug, PartialEq, Eq)]
-struct Finding {
-    kind: PodFinding,
+pub struct Finding {
+    pub kind: PodFinding,
     /// The full denial message.
-    message: String,
+    pub message: String,
     /// The same, as warnings of at most 120 characters, the reason first so it survives any cut.
-    warnings: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Why the ID does not render, when that is the problem.
+    pub cause: Option<SpiffeIdError>,
 }
 
-/// `None` when nothing applies: the pod is not in the mesh, or no identity selects it.
-fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<Assessment> {
+/// `None` when nothing applies: the pod is not in the mesh, or no identity selects it. The audit
+/// judges stored pods with this too, so the webhook and the audit cannot disagree.
+pub fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<Assessment> {
     // Kuma never injects such a pod, so it never gets a dataplane or a SPIFFE ID to check.
     if !is_meshed(pod, view) {
         return None;
@@ -132,13 +136,14 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
             kind: PodFinding::MissingWorkload,
             message,
             warnings,
+            cause: None,
         };
         return Some(Assessment {
             audit,
             finding: Some(finding),
         });
     }
-    let (reason, warnings) = match render_spiffe_id(identity, &dataplane, settings) {
+    let (reason, warnings, cause) = match render_spiffe_id(identity, &dataplane, settings) {
         Ok(rendered) => {
             audit.insert(AUDIT_SPIFFE_ID.to_owned(), rendered.value.clone());
             let (Some(problem), Some(reason)) = (&rendered.problem, rendered.error()) else {
@@ -154,7 +159,7 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
                     rendered.value
                 )),
             ];
-            (reason.to_string(), warnings)
+            (reason.to_string(), warnings, None)
         }
         Err(error) => {
             let warnings = vec![
@@ -163,13 +168,14 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
                     "from MeshIdentity '{name}' with path template '{path}'"
                 )),
             ];
-            (error.to_string(), warnings)
+            (error.to_string(), warnings, Some(error))
         }
     };
     let finding = Finding {
         kind: PodFinding::InvalidSpiffeId,
         message: format!("pod would get no valid SPIFFE ID from MeshIdentity '{name}': {reason}"),
         warnings,
+        cause,
     };
     Some(Assessment {
         audit,

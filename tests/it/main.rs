@@ -8,6 +8,9 @@
 mod support;
 
 mod admission_fixtures;
+mod audit;
+mod audit_agreement;
+mod audit_scale;
 mod boolean_settings;
 mod cert_rotation;
 mod certs_cli;

@@ -2,39 +2,12 @@
 //! for the same AdmissionReviews, `check` and the HTTPS server give the same verdicts.
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
+use crate::support::cli::{cli, cli_with_env, Run};
 use crate::support::inject_fixture;
 use crate::support::{load_fixtures, repo_path, tempdir, Case, FixtureSettings, TestServer};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn cli(args: &[&str]) -> Run {
-    cli_with_env(args, &[])
-}
-
-/// The binary with `args`, and `env` set over an environment cleared of the settings the tests
-/// vary.
-fn cli_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_kuma-identity-webhook"))
-        .args(args)
-        .env_remove("KUMA_RUNTIME_KUBERNETES_INJECTOR_SPIRE_ENABLED")
-        .env_remove("KIW_KUMA_VERSION")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 fn example_state() -> String {
     repo_path("deploy/examples/cluster-state.yaml")

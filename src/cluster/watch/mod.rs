@@ -26,7 +26,8 @@ use crate::supervise::{self, Backoff};
 
 use observe::ObserveLayer;
 use publish::{keep_health, publish};
-use resources::{api_resource, scopes};
+pub(crate) use resources::api_resource;
+use resources::scopes;
 pub use resources::{Resource, WatchConfig};
 use run::{run_watch, supervise_watch};
 use store::{Partition, Shared, WatchHealth};

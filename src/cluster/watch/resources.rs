@@ -20,7 +20,7 @@ pub(super) fn task_name(resource: Resource) -> &'static str {
 }
 
 /// Where the API serves a resource, for kube-rs.
-pub(super) fn api_resource(resource: Resource) -> ApiResource {
+pub(crate) fn api_resource(resource: Resource) -> ApiResource {
     ApiResource {
         group: resource.group().to_owned(),
         version: resource.version().to_owned(),

@@ -20,7 +20,8 @@
 //! at the current resourceVersion right after catching up. `timeoutSeconds` ends the stream.
 //!
 //! Failure modes for tests: every request answered `500` ([`FakeApiServer::set_failing`]), or `200`
-//! with a body cut off mid-way ([`FakeApiServer::set_broken`]); lists held back, everywhere or in
+//! with a body cut off mid-way ([`FakeApiServer::set_broken`]); list pages after the first
+//! answered `410 Expired` ([`FakeApiServer::set_continue_expired`]); lists held back, everywhere or in
 //! one namespace ([`FakeApiServer::pause_lists`], [`FakeApiServer::pause_lists_in`]); watch
 //! streams ended, all or one watch's ([`FakeApiServer::drop_watches`],
 //! [`FakeApiServer::drop_watches_in`]).
@@ -177,6 +178,7 @@ struct Shared {
     events: broadcast::Sender<Message>,
     failing: AtomicBool,
     broken: AtomicBool,
+    expire_continue: AtomicBool,
     paused: watch::Sender<Pause>,
 }
 
@@ -210,6 +212,7 @@ impl FakeApiServer {
             events,
             failing: AtomicBool::new(false),
             broken: AtomicBool::new(false),
+            expire_continue: AtomicBool::new(false),
             paused,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -355,6 +358,12 @@ impl FakeApiServer {
         let mut store = self.shared.store();
         store.history.clear();
         store.compacted_through = store.rv;
+    }
+
+    /// Answers every list that carries a `continue` token with 410 `Expired`, as the API server
+    /// does once the token's resourceVersion is compacted away — until set back to false.
+    pub fn set_continue_expired(&self, expired: bool) {
+        self.shared.expire_continue.store(expired, Ordering::SeqCst);
     }
 
     /// Makes every request fail with 500 (Status body) until set back to false — to test backoff.
@@ -750,6 +759,10 @@ async fn list(
     let mut paused = shared.paused.subscribe();
     // The sender lives in `shared`, so this only returns once unpaused.
     let _ = paused.wait_for(|pause| !pause.holds(namespace)).await;
+    if params.contains_key("continue") && shared.expire_continue.load(Ordering::SeqCst) {
+        let message = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.";
+        return status_response(StatusCode::GONE, "Expired", message);
+    }
     let store = shared.store();
     let offset: usize = params
         .get("continue")

@@ -3,13 +3,16 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod cli;
 pub mod fake_apiserver;
 pub mod go_oracle;
 pub mod inject_fixture;
 pub mod kustomize;
 pub mod raw;
+pub mod rbac;
 pub mod review;
 pub mod rng;
+pub mod scale;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -550,4 +553,15 @@ impl Expect {
         }
         errors
     }
+}
+
+/// The value of one series (`name{labels}`) in a Prometheus text exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
