@@ -5,6 +5,7 @@
 pub mod file;
 mod handle;
 mod object;
+mod pods;
 mod snapshot;
 mod view;
 pub mod watch;
