@@ -3,7 +3,12 @@
 
 use serde_json::Value;
 
-use super::labels::Labels;
+use super::labels::{Labels, SIDECAR_INJECTED_ANNOTATION};
+
+/// The only pod annotations any decision reads. Pods carry many more (Kuma's own, Prometheus',
+/// `kubectl rollout restart`'s), and the live state holds every pod of the cluster: keeping the
+/// others would cost memory for nothing.
+pub const READ_ANNOTATIONS: [&str; 1] = [SIDECAR_INJECTED_ANNOTATION];
 
 /// What decisions need of a Namespace.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -12,13 +17,14 @@ pub struct NamespaceInfo {
     pub labels: Labels,
 }
 
-/// What decisions need of a Pod: identity, labels, annotations and service account. Kept small
-/// on purpose so a cluster's worth of pods fits in memory.
+/// What decisions need of a Pod: identity, labels, the annotations decisions read and service
+/// account. Kept small on purpose so a cluster's worth of pods fits in memory.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodInfo {
     pub name: String,
     pub namespace: String,
     pub labels: Labels,
+    /// Only the [`READ_ANNOTATIONS`].
     pub annotations: Labels,
     /// `spec.serviceAccountName`, `default` when absent (what the API server fills in).
     pub service_account: String,
@@ -44,12 +50,29 @@ impl PodInfo {
                 .unwrap_or("default")
                 .to_owned(),
             labels: string_map("/metadata/labels"),
-            annotations: string_map("/metadata/annotations"),
+            annotations: read_annotations(pod),
             service_account: text("/spec/serviceAccountName")
                 .unwrap_or("default")
                 .to_owned(),
         }
     }
+}
+
+/// The [`READ_ANNOTATIONS`] the pod has (with string values).
+fn read_annotations(pod: &Value) -> Labels {
+    let Some(annotations) = pod
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    else {
+        return Labels::new();
+    };
+    READ_ANNOTATIONS
+        .iter()
+        .filter_map(|&key| {
+            let value = annotations.get(key)?.as_str()?;
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect()
 }
 
 /// The string-to-string map at `pointer` (labels, annotations); non-string values are skipped and
@@ -64,4 +87,24 @@ pub fn string_map_at(value: &Value, pointer: &str) -> Labels {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_the_annotations_decisions_read_are_kept() {
+        let pod = PodInfo::from_json(
+            &json!({"metadata": {"name": "p", "annotations": {
+                SIDECAR_INJECTED_ANNOTATION: "true", "prometheus.io/scrape": "true", "n": 1
+            }}}),
+            None,
+        );
+        let want = Labels::from([(SIDECAR_INJECTED_ANNOTATION.to_owned(), "true".to_owned())]);
+        assert_eq!(pod.annotations, want);
+        let odd = json!({"metadata": {"annotations": {SIDECAR_INJECTED_ANNOTATION: true}}});
+        assert!(PodInfo::from_json(&odd, None).annotations.is_empty());
+    }
 }
