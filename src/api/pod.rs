@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::labels::{Labels, SIDECAR_INJECTED_ANNOTATION};
+use super::pod_labels::PodLabels;
 
 /// The only pod annotations any decision reads. Pods carry many more (Kuma's own, Prometheus',
 /// `kubectl rollout restart`'s), and the live state holds every pod of the cluster: keeping the
@@ -23,7 +24,7 @@ pub struct NamespaceInfo {
 pub struct PodInfo {
     pub name: String,
     pub namespace: String,
-    pub labels: Labels,
+    pub labels: PodLabels,
     /// Only the [`READ_ANNOTATIONS`].
     pub annotations: Labels,
     /// `spec.serviceAccountName`, `default` when absent (what the API server fills in).
@@ -49,7 +50,7 @@ impl PodInfo {
                 .or(namespace_fallback.filter(|s| !s.is_empty()))
                 .unwrap_or("default")
                 .to_owned(),
-            labels: string_map("/metadata/labels"),
+            labels: string_map("/metadata/labels").into(),
             annotations: read_annotations(pod),
             service_account: text("/spec/serviceAccountName")
                 .unwrap_or("default")

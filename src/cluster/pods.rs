@@ -92,14 +92,14 @@ impl Pods {
 
     fn index(&mut self, pod: &PodInfo, position: usize) {
         // Look keys up before cloning them: most label keys and values are shared by many pods.
-        for (label, value) in &pod.labels {
+        for (label, value) in pod.labels.iter() {
             let values = match self.by_label.get_mut(label) {
                 Some(values) => values,
-                None => self.by_label.entry(label.clone()).or_default(),
+                None => self.by_label.entry(label.to_owned()).or_default(),
             };
             match values.get_mut(value) {
                 Some(positions) => drop(positions.insert(position)),
-                None => drop(values.insert(value.clone(), BTreeSet::from([position]))),
+                None => drop(values.insert(value.to_owned(), BTreeSet::from([position]))),
             }
         }
     }
@@ -108,7 +108,7 @@ impl Pods {
         let Some(pod) = self.pods.get(position) else {
             return;
         };
-        for (label, value) in &pod.labels {
+        for (label, value) in pod.labels.iter() {
             let Some(values) = self.by_label.get_mut(label) else {
                 continue;
             };

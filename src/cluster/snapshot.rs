@@ -176,7 +176,10 @@ mod tests {
         assert_eq!(names(&snapshot, "web"), ["b"]);
         assert_eq!(names(&snapshot, "db"), ["a", "c"]);
         assert!(names(&snapshot, "other").is_empty());
-        let all: Vec<&str> = snapshot.pods().map(|p| p.labels["app"].as_str()).collect();
+        let all: Vec<&str> = snapshot
+            .pods()
+            .filter_map(|p| p.labels.get("app"))
+            .collect();
         assert_eq!(all, ["db", "web", "db"]);
 
         // The bulk constructor the live state uses keeps the same rule.

@@ -7,6 +7,7 @@
 //! cluster's pods cost a few hundred bytes each. Watches back off and resume on errors, re-list on
 //! `410 Gone`, and refresh credentials as kube-rs does.
 
+mod intern;
 mod observe;
 mod publish;
 mod resources;

@@ -78,7 +78,7 @@ pub(super) async fn run_watch(
             }
             Event::InitApply(object) => {
                 let key = key_of(&object);
-                match reduce(resource, object) {
+                match reduce(resource, object, &shared.interner) {
                     Ok(reduced) => {
                         if let Some(buffer) = relist.as_mut() {
                             buffer.insert(key, reduced);
@@ -91,7 +91,7 @@ pub(super) async fn run_watch(
             Event::InitDone => Change::Relisted(relist.take().unwrap_or_default()),
             Event::Apply(object) => {
                 let key = key_of(&object);
-                match reduce(resource, object) {
+                match reduce(resource, object, &shared.interner) {
                     Ok(reduced) => Change::Apply(key, reduced),
                     Err(e) => {
                         decode_failed(&metrics, resource, &key, &e);

@@ -10,6 +10,7 @@ use kube::api::DynamicObject;
 use crate::api::{Mesh, MeshIdentity, NamespaceInfo, PodInfo};
 use crate::cluster::{Object, Snapshot};
 
+use super::intern::Interner;
 use super::resources::{Key, Resource, Scope};
 
 /// A watch connection the API server has kept open this long counts as recovery, and one that
@@ -69,6 +70,8 @@ pub(super) struct Shared {
     /// Every partition's objects as one snapshot, updated with each change (always locked after
     /// `partitions`): a publish clones it rather than rebuilding its indexes.
     pub(super) live: Mutex<Snapshot>,
+    /// Shares equal label strings among the watched pods.
+    pub(super) interner: Mutex<Interner>,
     pub(super) connections: AtomicU64,
     pub(super) changed: tokio::sync::Notify,
 }
@@ -78,6 +81,7 @@ impl Shared {
         Self {
             partitions: Mutex::new(partitions),
             live: Mutex::new(Snapshot::default()),
+            interner: Mutex::new(Interner::default()),
             connections: AtomicU64::new(0),
             changed: tokio::sync::Notify::new(),
         }
@@ -160,15 +164,24 @@ impl Partition {
     }
 }
 
-/// Decodes an object as the snapshot holds it.
-pub(super) fn reduce(resource: Resource, object: DynamicObject) -> Result<Reduced, String> {
+/// Decodes an object as the snapshot holds it, a pod's label strings shared through `interner`.
+pub(super) fn reduce(
+    resource: Resource,
+    object: DynamicObject,
+    interner: &Mutex<Interner>,
+) -> Result<Reduced, String> {
     let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
     Ok(
         match Object::decode(resource, value).map_err(|e| e.to_string())? {
             Object::Mesh(mesh) => Reduced::Mesh(mesh),
             Object::MeshIdentity(identity) => Reduced::Identity(identity),
             Object::Namespace(namespace) => Reduced::Namespace(Box::new(namespace)),
-            Object::Pod(pod) => Reduced::Pod(Arc::new(pod)),
+            Object::Pod(mut pod) => {
+                if let Ok(mut interner) = interner.lock() {
+                    interner.share_labels(&mut pod);
+                }
+                Reduced::Pod(Arc::new(pod))
+            }
         },
     )
 }
