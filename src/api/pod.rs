@@ -26,7 +26,7 @@ pub struct PodInfo {
     pub namespace: String,
     pub labels: PodLabels,
     /// Only the [`READ_ANNOTATIONS`].
-    pub annotations: Labels,
+    pub annotations: PodLabels,
     /// `spec.serviceAccountName`, `default` when absent (what the API server fills in).
     pub service_account: String,
 }
@@ -60,12 +60,12 @@ impl PodInfo {
 }
 
 /// The [`READ_ANNOTATIONS`] the pod has (with string values).
-fn read_annotations(pod: &Value) -> Labels {
+fn read_annotations(pod: &Value) -> PodLabels {
     let Some(annotations) = pod
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
     else {
-        return Labels::new();
+        return PodLabels::default();
     };
     READ_ANNOTATIONS
         .iter()
@@ -73,7 +73,8 @@ fn read_annotations(pod: &Value) -> Labels {
             let value = annotations.get(key)?.as_str()?;
             Some((key.to_owned(), value.to_owned()))
         })
-        .collect()
+        .collect::<Labels>()
+        .into()
 }
 
 /// The string-to-string map at `pointer` (labels, annotations); non-string values are skipped and
@@ -104,7 +105,7 @@ mod tests {
             None,
         );
         let want = Labels::from([(SIDECAR_INJECTED_ANNOTATION.to_owned(), "true".to_owned())]);
-        assert_eq!(pod.annotations, want);
+        assert_eq!(pod.annotations, want.into());
         let odd = json!({"metadata": {"annotations": {SIDECAR_INJECTED_ANNOTATION: true}}});
         assert!(PodInfo::from_json(&odd, None).annotations.is_empty());
     }

@@ -35,9 +35,10 @@ impl Interner {
         s.clone()
     }
 
-    /// Makes `pod`'s label strings the shared copies.
+    /// Makes `pod`'s label and annotation strings the shared copies.
     pub(super) fn share_labels(&mut self, pod: &mut PodInfo) {
         pod.labels.share_strings(|s| self.intern(s));
+        pod.annotations.share_strings(|s| self.intern(s));
     }
 
     #[cfg(test)]
