@@ -10,7 +10,7 @@ use super::labels::Labels;
 
 /// Labels sorted by key (the order a `BTreeMap` gives, so listing them reads the same), each
 /// string shareable with other pods.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PodLabels(Box<[(Arc<str>, Arc<str>)]>);
 
 impl PodLabels {

@@ -22,6 +22,9 @@ pub struct Pods {
     /// label's pods come in the same order as all pods, and a removal costs a logarithm even
     /// when every pod carries the label.
     by_label: HashMap<String, HashMap<String, BTreeSet<usize>>>,
+    /// The group of each pod, by position (see [`Groups`]).
+    group_of: Vec<usize>,
+    groups: Groups,
 }
 
 impl Pods {
@@ -30,6 +33,8 @@ impl Pods {
             pods: Vec::with_capacity(capacity),
             positions: HashMap::with_capacity(capacity),
             by_label: HashMap::new(),
+            group_of: Vec::with_capacity(capacity),
+            groups: Groups::default(),
         }
     }
 
@@ -41,6 +46,16 @@ impl Pods {
         self.pods.iter().map(Arc::as_ref)
     }
 
+    /// Every pod with its group number.
+    pub fn iter_grouped(&self) -> impl Iterator<Item = (&PodInfo, usize)> + '_ {
+        self.iter().zip(self.group_of.iter().copied())
+    }
+
+    /// Group numbers are below this.
+    pub fn group_bound(&self) -> usize {
+        self.groups.bound()
+    }
+
     /// Adds a pod, or replaces the one of its namespace and name in place.
     pub fn upsert(&mut self, pod: Arc<PodInfo>) {
         let key = PodKey(pod.clone());
@@ -48,6 +63,7 @@ impl Pods {
             let position = self.pods.len();
             self.index(&pod, position);
             self.positions.insert(key, position);
+            self.group_of.push(self.groups.join(&pod));
             self.pods.push(pod);
             return;
         };
@@ -55,6 +71,10 @@ impl Pods {
         if self.pods[position].labels != pod.labels {
             self.unindex(position);
             self.index(&pod, position);
+        }
+        if !GroupKey::alike(&self.pods[position], &pod) {
+            self.groups.leave(&self.pods[position]);
+            self.group_of[position] = self.groups.join(&pod);
         }
         // The key holds the pod it was made from: keep it pointing at the current one.
         self.positions.remove(&key);
@@ -68,6 +88,7 @@ impl Pods {
             return;
         };
         self.unindex(position);
+        self.groups.leave(&self.pods[position]);
         let last = self.pods.len() - 1;
         if position != last {
             self.unindex(last);
@@ -78,16 +99,21 @@ impl Pods {
             }
         }
         self.pods.swap_remove(position);
+        self.group_of.swap_remove(position);
     }
 
-    /// The pods whose own label `key` is `value`.
-    pub fn labelled<'a>(&'a self, key: &str, value: &str) -> impl Iterator<Item = &'a PodInfo> {
+    /// The pods whose own label `key` is `value`, with their group numbers.
+    pub fn labelled<'a>(
+        &'a self,
+        key: &str,
+        value: &str,
+    ) -> impl Iterator<Item = (&'a PodInfo, usize)> {
         self.by_label
             .get(key)
             .and_then(|values| values.get(value))
             .into_iter()
             .flatten()
-            .filter_map(|&p| self.pods.get(p).map(Arc::as_ref))
+            .filter_map(|&p| Some((self.pods.get(p)?.as_ref(), *self.group_of.get(p)?)))
     }
 
     fn index(&mut self, pod: &PodInfo, position: usize) {
@@ -125,6 +151,87 @@ impl Pods {
         }
     }
 }
+
+/// Pods that differ only by name: a decision about a pod reads its namespace, service account,
+/// labels and annotations (and the cluster), never its name, so it holds for its whole group.
+/// A Deployment's replicas make one group, so a scan over every pod of a mesh decides once per
+/// workload and only looks the rest up by number.
+#[derive(Debug, Clone, Default)]
+struct Groups {
+    /// Each group's number and member count, by what its pods share (one member stands for it).
+    numbers: HashMap<GroupKey, (usize, usize)>,
+    /// Numbers of groups that emptied, reused first so numbers stay below the pods' count.
+    free: Vec<usize>,
+    next: usize,
+}
+
+impl Groups {
+    fn bound(&self) -> usize {
+        self.next
+    }
+
+    /// Counts `pod` into its group; returns the group's number.
+    fn join(&mut self, pod: &Arc<PodInfo>) -> usize {
+        let key = GroupKey(pod.clone());
+        if let Some((number, members)) = self.numbers.get_mut(&key) {
+            *members += 1;
+            return *number;
+        }
+        let number = self.free.pop().unwrap_or_else(|| {
+            self.next += 1;
+            self.next - 1
+        });
+        self.numbers.insert(key, (number, 1));
+        number
+    }
+
+    /// Counts `pod` out of its group, which is dropped once empty.
+    fn leave(&mut self, pod: &Arc<PodInfo>) {
+        let key = GroupKey(pod.clone());
+        let Some((number, members)) = self.numbers.get_mut(&key) else {
+            return;
+        };
+        *members -= 1;
+        if *members == 0 {
+            self.free.push(*number);
+            self.numbers.remove(&key);
+        }
+    }
+}
+
+/// What the pods of a group share.
+#[derive(Debug, Clone)]
+struct GroupKey(Arc<PodInfo>);
+
+impl GroupKey {
+    fn alike(a: &PodInfo, b: &PodInfo) -> bool {
+        a.namespace == b.namespace
+            && a.service_account == b.service_account
+            && a.labels == b.labels
+            && a.annotations == b.annotations
+    }
+}
+
+impl Hash for GroupKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let pod = &self.0;
+        (
+            &pod.namespace,
+            &pod.service_account,
+            &pod.labels,
+            &pod.annotations,
+        )
+            .hash(state);
+    }
+}
+
+impl PartialEq for GroupKey {
+    fn eq(&self, other: &Self) -> bool {
+        Self::alike(&self.0, &other.0)
+    }
+}
+
+impl Eq for GroupKey {}
 
 /// A pod's `(namespace, name)`, sharing the pod's strings.
 #[derive(Debug, Clone)]
@@ -196,7 +303,7 @@ mod tests {
 
     fn labelled(pods: &Pods, app: &str) -> Vec<String> {
         pods.labelled("app", app)
-            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .map(|(p, _)| format!("{}/{}", p.namespace, p.name))
             .collect()
     }
 
@@ -221,6 +328,7 @@ mod tests {
         pods.remove("b", "1");
         pods.remove("a", "2");
         assert!(pods.len() == 0 && pods.by_label.is_empty() && pods.positions.is_empty());
+        assert!(pods.groups.numbers.is_empty() && pods.group_of.is_empty());
     }
 
     #[test]
@@ -233,5 +341,31 @@ mod tests {
         let all: Vec<&str> = pods.iter().map(|p| p.service_account.as_str()).collect();
         assert_eq!(all, ["web"]);
         assert_eq!(labelled(&pods, "web"), ["a/1"]);
+    }
+
+    #[test]
+    fn pods_alike_but_for_their_name_share_a_group() {
+        let mut pods = Pods::default();
+        for (ns, name, app) in [
+            ("a", "1", "web"),
+            ("a", "2", "db"),
+            ("a", "3", "web"),
+            ("b", "1", "web"),
+        ] {
+            pods.upsert(pod(ns, name, app));
+        }
+        let groups = |pods: &Pods| pods.iter_grouped().map(|(_, g)| g).collect::<Vec<_>>();
+        assert_eq!(groups(&pods), [0, 1, 0, 2]);
+        assert_eq!(pods.group_bound(), 3);
+        // A pod that changes labels changes group; an emptied group's number is reused.
+        pods.upsert(pod("a", "2", "web"));
+        assert_eq!(groups(&pods), [0, 0, 0, 2]);
+        pods.upsert(pod("a", "3", "api"));
+        assert_eq!(groups(&pods), [0, 0, 1, 2]);
+        pods.remove("a", "1");
+        assert_eq!(groups(&pods), [2, 0, 1]);
+        let labelled: Vec<usize> = pods.labelled("app", "web").map(|(_, g)| g).collect();
+        assert_eq!(labelled, [2, 0]);
+        assert_eq!(pods.group_bound(), 3);
     }
 }

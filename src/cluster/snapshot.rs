@@ -127,7 +127,23 @@ impl ClusterView for Snapshot {
     }
 
     fn pods_labelled(&self, key: &str, value: &str) -> Box<dyn Iterator<Item = &PodInfo> + '_> {
+        Box::new(self.pods.labelled(key, value).map(|(pod, _)| pod))
+    }
+
+    fn pods_grouped(&self) -> Box<dyn Iterator<Item = (&PodInfo, usize)> + '_> {
+        Box::new(self.pods.iter_grouped())
+    }
+
+    fn pods_labelled_grouped(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Box<dyn Iterator<Item = (&PodInfo, usize)> + '_> {
         Box::new(self.pods.labelled(key, value))
+    }
+
+    fn pod_group_bound(&self) -> usize {
+        self.pods.group_bound()
     }
 }
 

@@ -16,4 +16,15 @@ pub trait ClusterView: Send + Sync {
     fn pods(&self) -> Box<dyn Iterator<Item = &PodInfo> + '_>;
     /// The pods whose own label `key` is `value` (derived dataplane labels are not indexed).
     fn pods_labelled(&self, key: &str, value: &str) -> Box<dyn Iterator<Item = &PodInfo> + '_>;
+    /// [`pods`](Self::pods), each with its group: pods of one group differ only by name, so any
+    /// decision about one (which never reads a pod's name) holds for all of them.
+    fn pods_grouped(&self) -> Box<dyn Iterator<Item = (&PodInfo, usize)> + '_>;
+    /// [`pods_labelled`](Self::pods_labelled), each with its group.
+    fn pods_labelled_grouped(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Box<dyn Iterator<Item = (&PodInfo, usize)> + '_>;
+    /// Group numbers are below this.
+    fn pod_group_bound(&self) -> usize;
 }
