@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use crate::api::{Kind, Labels, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
 
+use crate::identity::render::ParsedTemplates;
+
 use super::object::Object;
 use super::pods::Pods;
 use super::view::ClusterView;
@@ -14,11 +16,19 @@ use super::view::ClusterView;
 pub struct Snapshot {
     meshes: BTreeMap<String, Mesh>,
     /// Keyed by mesh name, so selection only looks at the mesh's own identities.
-    identities: BTreeMap<String, Vec<MeshIdentity>>,
+    identities: BTreeMap<String, Vec<StoredIdentity>>,
     namespaces: BTreeMap<String, NamespaceInfo>,
     /// Shared with whoever built the snapshot (the live watches keep the same `Arc`s), with
     /// indexes maintained one change at a time, so a new snapshot costs pointers, not a rebuild.
     pods: Pods,
+}
+
+/// A MeshIdentity with its templates parsed once, when it was stored (shared by the snapshots
+/// published after).
+#[derive(Debug, Clone)]
+struct StoredIdentity {
+    identity: MeshIdentity,
+    templates: Arc<ParsedTemplates>,
 }
 
 impl Snapshot {
@@ -83,12 +93,15 @@ impl Snapshot {
         self.identities
             .entry(identity.mesh().to_owned())
             .or_default()
-            .push(identity);
+            .push(StoredIdentity {
+                templates: Arc::new(ParsedTemplates::of(&identity)),
+                identity,
+            });
     }
 
     fn remove_identity(&mut self, namespace: &str, name: &str) {
         for list in self.identities.values_mut() {
-            list.retain(|i| !(i.name() == name && i.namespace() == namespace));
+            list.retain(|i| !(i.identity.name() == name && i.identity.namespace() == namespace));
         }
         self.identities.retain(|_, list| !list.is_empty());
     }
@@ -114,8 +127,16 @@ impl ClusterView for Snapshot {
     fn identities_in_mesh(&self, mesh: &str) -> Vec<&MeshIdentity> {
         self.identities
             .get(mesh)
-            .map(|list| list.iter().collect())
+            .map(|list| list.iter().map(|stored| &stored.identity).collect())
             .unwrap_or_default()
+    }
+
+    fn templates_of(&self, identity: &MeshIdentity) -> Option<&ParsedTemplates> {
+        self.identities
+            .get(identity.mesh())?
+            .iter()
+            .find(|stored| std::ptr::eq(&stored.identity, identity))
+            .map(|stored| stored.templates.as_ref())
     }
 
     fn namespace_labels(&self, namespace: &str) -> Option<&Labels> {
@@ -178,6 +199,25 @@ mod tests {
         assert!(snapshot.identities_in_mesh("a").is_empty());
         assert_eq!(snapshot.identities_in_mesh("b").len(), 1);
         assert_eq!(snapshot.identity_count(), 1);
+    }
+
+    #[test]
+    fn stored_identities_keep_their_parsed_templates() {
+        let json = json!({"metadata": {"name": "i", "namespace": "kuma-system"},
+            "spec": {"spiffeID": {"path": "/ns/{{ .Namespace }}", "trustDomain": "{{ .Mesh"}}});
+        let identity: MeshIdentity = serde_json::from_value(json).unwrap();
+        let mut snapshot = Snapshot::default();
+        snapshot.insert(Object::MeshIdentity(Box::new(identity.clone())));
+        let stored = snapshot.identities_in_mesh(identity.mesh())[0];
+        let templates = snapshot.templates_of(stored).unwrap();
+        let parsed = ParsedTemplates::of(&identity);
+        assert_eq!(
+            templates.trust_domain.as_ref().err(),
+            parsed.trust_domain.as_ref().err()
+        );
+        assert!(templates.trust_domain.is_err() && templates.path.is_ok());
+        // Only the stored object has them: an equal one from a request is parsed by the caller.
+        assert!(snapshot.templates_of(&identity).is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::api::{PodInfo, WORKLOAD_LABEL};
 use crate::cluster::ClusterView;
 use crate::config::{Enforcement, Settings};
 use crate::identity::dataplane::{is_meshed, DataplaneView};
-use crate::identity::render::{render_spiffe_id, uses_workload_label};
+use crate::identity::render::{render_spiffe_id, render_spiffe_id_with, uses_workload_label};
 use crate::identity::select::Ranking;
 
 use super::workload::how_to_give_a_workload;
@@ -138,7 +138,11 @@ fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Option<
             finding: Some(finding),
         });
     }
-    let (reason, warnings) = match render_spiffe_id(identity, &dataplane, settings) {
+    let rendered = match view.templates_of(identity) {
+        Some(templates) => render_spiffe_id_with(identity, templates, &dataplane, settings),
+        None => render_spiffe_id(identity, &dataplane, settings),
+    };
+    let (reason, warnings) = match rendered {
         Ok(rendered) => {
             audit.insert(AUDIT_SPIFFE_ID.to_owned(), rendered.value.clone());
             let (Some(problem), Some(reason)) = (&rendered.problem, rendered.error()) else {
