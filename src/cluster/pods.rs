@@ -1,12 +1,13 @@
 //! The pods of a snapshot with the indexes decisions use, kept up to date one change at a time.
 //!
 //! The live state applies every watch event here and publishes a clone, so a publish costs a
-//! copy of pointers and positions, never a rebuild of the indexes. Keys share the pods' own
-//! strings (an `Arc` each), so the indexes add no copy of any pod's name or namespace.
+//! copy of pointers and positions, never a rebuild of the indexes: positions are found by a
+//! hash of the pod's key (plain numbers, copied in one go), and each label value's pods are
+//! shared between the copies until one of them changes.
 
-use std::borrow::Borrow;
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use crate::api::PodInfo;
@@ -16,12 +17,12 @@ use crate::api::PodInfo;
 pub struct Pods {
     pods: Vec<Arc<PodInfo>>,
     /// Position of each pod in `pods`, by `(namespace, name)`.
-    positions: HashMap<PodKey, usize>,
+    positions: Positions,
     /// Positions of pods by label key and value: a MeshIdentity usually selects one app, so
     /// scanning only that app's pods keeps admission fast in large clusters. Ordered sets, so a
     /// label's pods come in the same order as all pods, and a removal costs a logarithm even
     /// when every pod carries the label.
-    by_label: HashMap<String, HashMap<String, BTreeSet<usize>>>,
+    by_label: HashMap<String, HashMap<String, Arc<BTreeSet<usize>>>>,
     /// The group of each pod, by position (see [`Groups`]).
     group_of: Vec<usize>,
     groups: Groups,
@@ -31,7 +32,7 @@ impl Pods {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             pods: Vec::with_capacity(capacity),
-            positions: HashMap::with_capacity(capacity),
+            positions: Positions::with_capacity(capacity),
             by_label: HashMap::new(),
             group_of: Vec::with_capacity(capacity),
             groups: Groups::default(),
@@ -58,11 +59,10 @@ impl Pods {
 
     /// Adds a pod, or replaces the one of its namespace and name in place.
     pub fn upsert(&mut self, pod: Arc<PodInfo>) {
-        let key = PodKey(pod.clone());
-        let Some(&position) = self.positions.get(&key) else {
+        let Some(position) = self.positions.get(&self.pods, &pod.namespace, &pod.name) else {
             let position = self.pods.len();
             self.index(&pod, position);
-            self.positions.insert(key, position);
+            self.positions.insert(&pod.namespace, &pod.name, position);
             self.group_of.push(self.groups.join(&pod));
             self.pods.push(pod);
             return;
@@ -76,15 +76,12 @@ impl Pods {
             self.groups.leave(&self.pods[position]);
             self.group_of[position] = self.groups.join(&pod);
         }
-        // The key holds the pod it was made from: keep it pointing at the current one.
-        self.positions.remove(&key);
-        self.positions.insert(key, position);
         self.pods[position] = pod;
     }
 
     /// Removes the pod of `namespace` and `name`, if present. The last pod takes its place.
     pub fn remove(&mut self, namespace: &str, name: &str) {
-        let Some(position) = self.positions.remove(&(namespace, name) as &dyn KeyOf) else {
+        let Some(position) = self.positions.remove(&self.pods, namespace, name) else {
             return;
         };
         self.unindex(position);
@@ -94,9 +91,8 @@ impl Pods {
             self.unindex(last);
             let moved = self.pods[last].clone();
             self.index(&moved, position);
-            if let Some(slot) = self.positions.get_mut(&PodKey(moved)) {
-                *slot = position;
-            }
+            self.positions
+                .moved(&moved.namespace, &moved.name, last, position);
         }
         self.pods.swap_remove(position);
         self.group_of.swap_remove(position);
@@ -112,7 +108,7 @@ impl Pods {
             .get(key)
             .and_then(|values| values.get(value))
             .into_iter()
-            .flatten()
+            .flat_map(|positions| positions.iter())
             .filter_map(|&p| Some((self.pods.get(p)?.as_ref(), *self.group_of.get(p)?)))
     }
 
@@ -124,8 +120,8 @@ impl Pods {
                 None => self.by_label.entry(label.to_owned()).or_default(),
             };
             match values.get_mut(value) {
-                Some(positions) => drop(positions.insert(position)),
-                None => drop(values.insert(value.to_owned(), BTreeSet::from([position]))),
+                Some(positions) => drop(Arc::make_mut(positions).insert(position)),
+                None => drop(values.insert(value.to_owned(), Arc::new(BTreeSet::from([position])))),
             }
         }
     }
@@ -139,7 +135,7 @@ impl Pods {
                 continue;
             };
             if let Some(positions) = values.get_mut(value) {
-                positions.remove(&position);
+                Arc::make_mut(positions).remove(&position);
                 // A value no pod carries any more (an old pod-template-hash) must not stay.
                 if positions.is_empty() {
                     values.remove(value);
@@ -233,62 +229,83 @@ impl PartialEq for GroupKey {
 
 impl Eq for GroupKey {}
 
-/// A pod's `(namespace, name)`, sharing the pod's strings.
-#[derive(Debug, Clone)]
-struct PodKey(Arc<PodInfo>);
-
-/// What a key is made of, so the map can be searched with borrowed strings.
-trait KeyOf {
-    fn key(&self) -> (&str, &str);
+/// Where each pod is, by `(namespace, name)`. Held by a hash of the key rather than the key:
+/// the table is plain numbers, so copying it for a publish is a copy of memory, and the key's
+/// strings are the pod's own (checked against the pod on every lookup).
+#[derive(Debug, Clone, Default)]
+struct Positions {
+    hasher: RandomState,
+    by_hash: HashMap<u64, usize>,
+    /// Keys whose hash another pod's key had already (practically never, but possible).
+    collided: HashMap<(String, String), usize>,
 }
 
-impl KeyOf for PodKey {
-    fn key(&self) -> (&str, &str) {
-        (&self.0.namespace, &self.0.name)
+impl Positions {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            by_hash: HashMap::with_capacity(capacity),
+            ..Self::default()
+        }
+    }
+
+    fn hash(&self, namespace: &str, name: &str) -> u64 {
+        self.hasher.hash_one((namespace, name))
+    }
+
+    fn get(&self, pods: &[Arc<PodInfo>], namespace: &str, name: &str) -> Option<usize> {
+        let is_it = |p: usize| {
+            pods.get(p)
+                .is_some_and(|pod| pod.namespace == namespace && pod.name == name)
+        };
+        match self.by_hash.get(&self.hash(namespace, name)) {
+            Some(&p) if is_it(p) => Some(p),
+            _ if self.collided.is_empty() => None,
+            _ => self
+                .collided
+                .get(&(namespace.to_owned(), name.to_owned()))
+                .copied(),
+        }
+    }
+
+    /// Records a key not recorded yet.
+    fn insert(&mut self, namespace: &str, name: &str, position: usize) {
+        match self.by_hash.entry(self.hash(namespace, name)) {
+            Entry::Vacant(entry) => drop(entry.insert(position)),
+            Entry::Occupied(_) => {
+                self.collided
+                    .insert((namespace.to_owned(), name.to_owned()), position);
+            }
+        }
+    }
+
+    fn remove(&mut self, pods: &[Arc<PodInfo>], namespace: &str, name: &str) -> Option<usize> {
+        let position = self.get(pods, namespace, name)?;
+        let hash = self.hash(namespace, name);
+        if self.by_hash.get(&hash) == Some(&position) {
+            self.by_hash.remove(&hash);
+        } else {
+            self.collided
+                .remove(&(namespace.to_owned(), name.to_owned()));
+        }
+        Some(position)
+    }
+
+    /// The pod of this key moved from `from` to `to`.
+    fn moved(&mut self, namespace: &str, name: &str, from: usize, to: usize) {
+        let hash = self.hash(namespace, name);
+        match self.by_hash.get_mut(&hash) {
+            Some(slot) if *slot == from => *slot = to,
+            _ => {
+                if let Some(slot) = self
+                    .collided
+                    .get_mut(&(namespace.to_owned(), name.to_owned()))
+                {
+                    *slot = to;
+                }
+            }
+        }
     }
 }
-
-impl KeyOf for (&str, &str) {
-    fn key(&self) -> (&str, &str) {
-        (self.0, self.1)
-    }
-}
-
-impl<'a> Borrow<dyn KeyOf + 'a> for PodKey {
-    fn borrow(&self) -> &(dyn KeyOf + 'a) {
-        self
-    }
-}
-
-// `PodKey` and `dyn KeyOf` must hash alike for the borrowed lookups to find anything: both
-// hash the `(namespace, name)` tuple.
-impl Hash for dyn KeyOf + '_ {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
-    }
-}
-
-impl PartialEq for dyn KeyOf + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for dyn KeyOf + '_ {}
-
-impl Hash for PodKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
-    }
-}
-
-impl PartialEq for PodKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl Eq for PodKey {}
 
 #[cfg(test)]
 mod tests {
@@ -327,7 +344,7 @@ mod tests {
         assert!(!pods.by_label["app"].contains_key("web"));
         pods.remove("b", "1");
         pods.remove("a", "2");
-        assert!(pods.len() == 0 && pods.by_label.is_empty() && pods.positions.is_empty());
+        assert!(pods.len() == 0 && pods.by_label.is_empty() && pods.positions.by_hash.is_empty());
         assert!(pods.groups.numbers.is_empty() && pods.group_of.is_empty());
     }
 
@@ -367,5 +384,25 @@ mod tests {
         let labelled: Vec<usize> = pods.labelled("app", "web").map(|(_, g)| g).collect();
         assert_eq!(labelled, [2, 0]);
         assert_eq!(pods.group_bound(), 3);
+    }
+
+    /// Keys whose hash is taken are still found, moved and removed (forced here: a real
+    /// collision of 64-bit hashes cannot be produced on purpose).
+    #[test]
+    fn positions_keep_keys_whose_hash_collided() {
+        let pods = vec![pod("a", "1", "web"), pod("a", "2", "web")];
+        let mut positions = Positions::default();
+        positions.insert("a", "1", 0);
+        positions
+            .collided
+            .insert(("a".to_owned(), "2".to_owned()), 1);
+        assert_eq!(positions.get(&pods, "a", "1"), Some(0));
+        assert_eq!(positions.get(&pods, "a", "2"), Some(1));
+        assert_eq!(positions.get(&pods, "a", "3"), None);
+        positions.moved("a", "2", 1, 0);
+        let swapped = vec![pods[1].clone(), pods[0].clone()];
+        assert_eq!(positions.get(&swapped, "a", "2"), Some(0));
+        assert_eq!(positions.remove(&swapped, "a", "2"), Some(0));
+        assert!(positions.collided.is_empty() && positions.by_hash.len() == 1);
     }
 }
