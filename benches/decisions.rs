@@ -16,7 +16,7 @@ use kuma_identity_webhook::api::PodInfo;
 use kuma_identity_webhook::cluster::{Object, Snapshot};
 use kuma_identity_webhook::config::Settings;
 use kuma_identity_webhook::inject::{self, InjectConfig, InjectDecision};
-use kuma_identity_webhook::validate::meshidentity;
+use kuma_identity_webhook::validate::{meshidentity, pod};
 use kuma_identity_webhook::verdict::{Operation, Request};
 
 const PODS: usize = 1_000;
@@ -24,6 +24,11 @@ const IDENTITIES: usize = 10;
 const APPS: usize = 20;
 
 fn cluster() -> Snapshot {
+    cluster_of(PODS)
+}
+
+/// The benches' cluster with `pods` pods (20 apps over 10 namespaces, as in [`cluster`]).
+fn cluster_of(pods: usize) -> Snapshot {
     let mut snapshot = Snapshot::default();
     let mut add = |object: Value| {
         if let Some(object) = Object::from_json(object).unwrap() {
@@ -49,7 +54,7 @@ fn cluster() -> Snapshot {
             }
         }));
     }
-    for p in 0..PODS {
+    for p in 0..pods {
         let app = p % APPS;
         add(json!({
             "kind": "Pod",
@@ -119,6 +124,22 @@ fn bench_meshidentity(c: &mut Criterion) {
             b.iter(|| meshidentity::review(black_box(&request), &snapshot, &settings))
         });
     }
+
+    // A mesh-wide review must not grow with the cluster: the same identity at 10 000 pods.
+    let large = cluster_of(10_000);
+    let object = mesh_wide_identity();
+    let request = Request {
+        operation: Operation::Create,
+        namespace: Some("kuma-system"),
+        username: "admin",
+        object: Some(&object),
+        old_object: None,
+    };
+    assert!(meshidentity::review(&request, &large, &settings).allowed());
+    c.bench_function("meshidentity_review_10000_pods_mesh_wide", |b| {
+        b.iter(|| meshidentity::review(black_box(&request), &large, &settings))
+    });
+    drop(large);
 
     // The UPDATE ratchet's worst case: a mesh-wide identity whose path leaves every pod without
     // an ID, updated in a way the scan reads (a label), so the stored object is scanned too and
@@ -209,6 +230,37 @@ fn bench_mutation(c: &mut Criterion) {
     });
 }
 
+/// A pod decision reads the pod, its namespace and its mesh's identities, never the other pods:
+/// the same pod judged in a cluster of 1 000 and of 50 000 pods.
+fn bench_pod_decision(c: &mut Criterion) {
+    let settings = Settings {
+        workload_labels: vec!["app.kubernetes.io/name".to_owned()],
+        ..Settings::default()
+    };
+    let object = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app-3-new", "namespace": "ns-3",
+            "labels": {"app": "app-3", "app.kubernetes.io/name": "app-3", "pod-template-hash": "5d8f7c9b6"}},
+        "spec": {"serviceAccountName": "sa-3", "containers": [{"name": "app", "image": "app:1"}]}
+    });
+    let request = Request {
+        operation: Operation::Create,
+        namespace: Some("ns-3"),
+        username: "admin",
+        object: Some(&object),
+        old_object: None,
+    };
+    for pods in [1_000, 50_000] {
+        let snapshot = cluster_of(pods);
+        let verdict = pod::review(&request, &snapshot, &settings);
+        assert!(verdict.allowed(), "{verdict:?}");
+        assert!(!verdict.audit_annotations.is_empty(), "{verdict:?}");
+        c.bench_function(&format!("pod_decision_{pods}_pods"), |b| {
+            b.iter(|| pod::review(black_box(&request), &snapshot, &settings))
+        });
+    }
+}
+
 /// What the live state pays per publish (at most every 100 ms while the cluster changes): a
 /// snapshot, indexes included, of 50 000 pods the watches already hold.
 fn bench_snapshot(c: &mut Criterion) {
@@ -227,6 +279,24 @@ fn bench_snapshot(c: &mut Criterion) {
     c.bench_function("snapshot_of_50000_pods", |b| {
         b.iter(|| Snapshot::new(Vec::new(), Vec::new(), Vec::new(), black_box(pods.clone())))
     });
+    // What a publish costs once the watches keep the snapshot up to date: one pod changed, and
+    // the snapshot the server reads taken from the live one.
+    let mut live = Snapshot::new(Vec::new(), Vec::new(), Vec::new(), pods);
+    let mut generation = 0usize;
+    c.bench_function("snapshot_publish_50000_pods_one_change", |b| {
+        b.iter(|| {
+            generation += 1;
+            let changed = PodInfo::from_json(
+                &json!({"metadata": {
+                    "name": "app-7-7", "namespace": "ns-7",
+                    "labels": {"app": "app-7", "app.kubernetes.io/name": "app-7", "generation": generation.to_string()}
+                }, "spec": {"serviceAccountName": "sa-7"}}),
+                None,
+            );
+            live.insert(Object::Pod(changed));
+            black_box(live.clone())
+        })
+    });
 }
 
 /// The audit of every pod of [`cluster`]: the pod webhook's assessment and the injector's switch
@@ -244,6 +314,7 @@ criterion_group!(
     benches,
     bench_meshidentity,
     bench_mutation,
+    bench_pod_decision,
     bench_snapshot,
     bench_audit
 );

@@ -21,6 +21,11 @@ pub const ENV_LABEL: &str = "kuma.io/env";
 pub const SIDECAR_INJECTION_LABEL: &str = "kuma.io/sidecar-injection";
 /// Kuma's injector marks the pods it gave a sidecar with this annotation set to `"true"`.
 pub const SIDECAR_INJECTED_ANNOTATION: &str = "kuma.io/sidecar-injected";
+/// Label or annotation that switches the SPIRE socket injection per pod.
+pub const SPIRE_SUPPORT_KEY: &str = "k8s.kuma.io/spire-support";
+/// Set by the kubelet on mirror pods of static pods; those cannot be changed
+/// through the API, so mutating them would only produce a confusing diff.
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// Mesh used when an object names none.
 pub const DEFAULT_MESH: &str = "default";
 

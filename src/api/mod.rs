@@ -6,11 +6,13 @@ mod labels;
 mod mesh;
 mod meshidentity;
 mod pod;
+mod pod_labels;
 
 pub use labels::*;
 pub use mesh::{Mesh, MeshServicesMode};
 pub use meshidentity::*;
 pub use pod::{string_map_at, NamespaceInfo, PodInfo, SocketGap};
+pub use pod_labels::{LabelLookup, PodLabels};
 
 /// The kinds this product reads: one place for their group, version, plural and scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

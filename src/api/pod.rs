@@ -3,7 +3,19 @@
 
 use serde_json::Value;
 
-use super::labels::Labels;
+use super::labels::{Labels, MIRROR_ANNOTATION, SIDECAR_INJECTED_ANNOTATION, SPIRE_SUPPORT_KEY};
+use super::pod_labels::PodLabels;
+
+/// The only pod annotations any decision reads of a stored pod: Kuma's sidecar mark (is the pod
+/// meshed), and the SPIRE switch and the mirror-pod mark (the audit resolves the injection as the
+/// injector would). Pods carry many more (Kuma's own, Prometheus', `kubectl rollout restart`'s),
+/// and the live state holds every pod of the cluster: keeping the others would cost memory for
+/// nothing.
+pub const READ_ANNOTATIONS: [&str; 3] = [
+    SIDECAR_INJECTED_ANNOTATION,
+    SPIRE_SUPPORT_KEY,
+    MIRROR_ANNOTATION,
+];
 
 /// What decisions need of a Namespace.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -12,14 +24,15 @@ pub struct NamespaceInfo {
     pub labels: Labels,
 }
 
-/// What decisions need of a Pod: identity, labels, annotations and service account. Kept small
-/// on purpose so a cluster's worth of pods fits in memory.
+/// What decisions need of a Pod: identity, labels, the annotations decisions read and service
+/// account. Kept small on purpose so a cluster's worth of pods fits in memory.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodInfo {
     pub name: String,
     pub namespace: String,
-    pub labels: Labels,
-    pub annotations: Labels,
+    pub labels: PodLabels,
+    /// Only the [`READ_ANNOTATIONS`].
+    pub annotations: PodLabels,
     /// `spec.serviceAccountName`, `default` when absent (what the API server fills in).
     pub service_account: String,
     /// What the SPIRE socket injection would still add to this pod, were it on; `None` when
@@ -57,14 +70,32 @@ impl PodInfo {
                 .or(namespace_fallback.filter(|s| !s.is_empty()))
                 .unwrap_or("default")
                 .to_owned(),
-            labels: string_map("/metadata/labels"),
-            annotations: string_map("/metadata/annotations"),
+            labels: string_map("/metadata/labels").into(),
+            annotations: read_annotations(pod),
             service_account: text("/spec/serviceAccountName")
                 .unwrap_or("default")
                 .to_owned(),
             socket: None,
         }
     }
+}
+
+/// The [`READ_ANNOTATIONS`] the pod has (with string values).
+fn read_annotations(pod: &Value) -> PodLabels {
+    let Some(annotations) = pod
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    else {
+        return PodLabels::default();
+    };
+    READ_ANNOTATIONS
+        .iter()
+        .filter_map(|&key| {
+            let value = annotations.get(key)?.as_str()?;
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect::<Labels>()
+        .into()
 }
 
 /// The string-to-string map at `pointer` (labels, annotations); non-string values are skipped and
@@ -79,4 +110,24 @@ pub fn string_map_at(value: &Value, pointer: &str) -> Labels {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_the_annotations_decisions_read_are_kept() {
+        let pod = PodInfo::from_json(
+            &json!({"metadata": {"name": "p", "annotations": {
+                SIDECAR_INJECTED_ANNOTATION: "true", "prometheus.io/scrape": "true", "n": 1
+            }}}),
+            None,
+        );
+        let want = Labels::from([(SIDECAR_INJECTED_ANNOTATION.to_owned(), "true".to_owned())]);
+        assert_eq!(pod.annotations, want.into());
+        let odd = json!({"metadata": {"annotations": {SIDECAR_INJECTED_ANNOTATION: true}}});
+        assert!(PodInfo::from_json(&odd, None).annotations.is_empty());
+    }
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::api::{Labels, PodInfo, WORKLOAD_LABEL};
+use crate::api::{PodInfo, PodLabels, WORKLOAD_LABEL};
 use crate::cluster::ClusterView;
 use crate::config::Settings;
 use crate::identity::dataplane::is_meshed;
@@ -92,7 +92,7 @@ pub struct Row {
 const MEMO_ENTRIES: usize = 10_000;
 
 /// What the assessment reads of a pod (its name aside: it appears in no ID or message).
-type MemoKey<'p> = (&'p str, &'p str, &'p Labels, &'p Labels);
+type MemoKey<'p> = (&'p str, &'p str, &'p PodLabels, &'p PodLabels);
 
 /// The winning identity and the pod webhook's finding, if any.
 #[derive(Clone)]

@@ -6,6 +6,7 @@ pub mod file;
 mod handle;
 pub mod list;
 mod object;
+mod pods;
 mod snapshot;
 mod view;
 pub mod watch;

@@ -1,11 +1,14 @@
 //! An immutable set of cluster objects with the indexes decisions use.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::api::{Labels, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
+use crate::api::{Kind, Labels, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
+
+use crate::identity::render::ParsedTemplates;
 
 use super::object::Object;
+use super::pods::Pods;
 use super::view::ClusterView;
 
 /// An immutable set of objects with the indexes decisions use.
@@ -13,16 +16,19 @@ use super::view::ClusterView;
 pub struct Snapshot {
     meshes: BTreeMap<String, Mesh>,
     /// Keyed by mesh name, so selection only looks at the mesh's own identities.
-    identities: BTreeMap<String, Vec<MeshIdentity>>,
+    identities: BTreeMap<String, Vec<StoredIdentity>>,
     namespaces: BTreeMap<String, NamespaceInfo>,
-    /// Shared with whoever built the snapshot (the live watches keep the same `Arc`s), so a new
-    /// snapshot of a large cluster costs pointers, not copies.
-    pods: Vec<Arc<PodInfo>>,
-    /// Position of each pod in `pods`, by `(namespace, name)`.
-    pod_positions: HashMap<(String, String), usize>,
-    /// Positions of pods by label key and value: a MeshIdentity usually selects one app, so
-    /// scanning only that app's pods keeps admission fast in large clusters.
-    pods_by_label: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// Shared with whoever built the snapshot (the live watches keep the same `Arc`s), with
+    /// indexes maintained one change at a time, so a new snapshot costs pointers, not a rebuild.
+    pods: Pods,
+}
+
+/// A MeshIdentity with its templates parsed once, when it was stored (shared by the snapshots
+/// published after).
+#[derive(Debug, Clone)]
+struct StoredIdentity {
+    identity: MeshIdentity,
+    templates: Arc<ParsedTemplates>,
 }
 
 impl Snapshot {
@@ -33,12 +39,11 @@ impl Snapshot {
         pods: Vec<Arc<PodInfo>>,
     ) -> Self {
         let mut snapshot = Self {
-            pods: Vec::with_capacity(pods.len()),
-            pod_positions: HashMap::with_capacity(pods.len()),
+            pods: Pods::with_capacity(pods.len()),
             ..Self::default()
         };
         for pod in pods {
-            snapshot.upsert_pod(pod);
+            snapshot.pods.upsert(pod);
         }
         for mesh in meshes {
             snapshot.meshes.insert(mesh.name().to_owned(), mesh);
@@ -62,64 +67,43 @@ impl Snapshot {
             Object::Namespace(namespace) => {
                 self.namespaces.insert(namespace.name.clone(), namespace);
             }
-            Object::Pod(pod) => self.upsert_pod(Arc::new(pod)),
+            Object::Pod(pod) => self.pods.upsert(Arc::new(pod)),
         }
     }
 
-    fn upsert_pod(&mut self, pod: Arc<PodInfo>) {
-        let key = (pod.namespace.clone(), pod.name.clone());
-        let position = match self.pod_positions.get(&key) {
-            Some(&position) => {
-                self.unindex_pod(position);
-                position
-            }
-            None => self.pods.len(),
-        };
-        // Live snapshots index every pod on each publish: look keys up before cloning them, as
-        // most label keys and values are shared by many pods.
-        for (label, value) in &pod.labels {
-            let values = match self.pods_by_label.get_mut(label) {
-                Some(values) => values,
-                None => self.pods_by_label.entry(label.clone()).or_default(),
-            };
-            match values.get_mut(value) {
-                Some(positions) => positions.push(position),
-                None => {
-                    values.insert(value.clone(), vec![position]);
-                }
-            }
-        }
-        self.pod_positions.insert(key, position);
-        if position == self.pods.len() {
-            self.pods.push(pod);
-        } else {
-            self.pods[position] = pod;
-        }
+    /// Adds a pod shared with its owner (the live watches), or replaces the one of its namespace
+    /// and name.
+    pub(crate) fn upsert_pod(&mut self, pod: Arc<PodInfo>) {
+        self.pods.upsert(pod);
     }
 
-    fn unindex_pod(&mut self, position: usize) {
-        for (label, value) in &self.pods[position].labels {
-            if let Some(positions) = self
-                .pods_by_label
-                .get_mut(label)
-                .and_then(|values| values.get_mut(value))
-            {
-                positions.retain(|p| *p != position);
-            }
+    /// Removes the object of `kind`, `namespace` (empty for cluster-scoped kinds) and `name`.
+    pub fn remove(&mut self, kind: Kind, namespace: &str, name: &str) {
+        match kind {
+            Kind::Mesh => drop(self.meshes.remove(name)),
+            Kind::MeshIdentity => self.remove_identity(namespace, name),
+            Kind::Namespace => drop(self.namespaces.remove(name)),
+            Kind::Pod => self.pods.remove(namespace, name),
         }
     }
 
     /// Replaces the identity of the same name and namespace, in whichever mesh it was.
     fn upsert_identity(&mut self, identity: MeshIdentity) {
-        for list in self.identities.values_mut() {
-            list.retain(|i| {
-                !(i.name() == identity.name() && i.namespace() == identity.namespace())
-            });
-        }
+        self.remove_identity(identity.namespace(), identity.name());
         self.identities
             .entry(identity.mesh().to_owned())
             .or_default()
-            .push(identity);
+            .push(StoredIdentity {
+                templates: Arc::new(ParsedTemplates::of(&identity)),
+                identity,
+            });
+    }
+
+    fn remove_identity(&mut self, namespace: &str, name: &str) {
+        for list in self.identities.values_mut() {
+            list.retain(|i| !(i.identity.name() == name && i.identity.namespace() == namespace));
+        }
+        self.identities.retain(|_, list| !list.is_empty());
     }
 
     pub fn pod_count(&self) -> usize {
@@ -143,8 +127,16 @@ impl ClusterView for Snapshot {
     fn identities_in_mesh(&self, mesh: &str) -> Vec<&MeshIdentity> {
         self.identities
             .get(mesh)
-            .map(|list| list.iter().collect())
+            .map(|list| list.iter().map(|stored| &stored.identity).collect())
             .unwrap_or_default()
+    }
+
+    fn templates_of(&self, identity: &MeshIdentity) -> Option<&ParsedTemplates> {
+        self.identities
+            .get(identity.mesh())?
+            .iter()
+            .find(|stored| std::ptr::eq(&stored.identity, identity))
+            .map(|stored| stored.templates.as_ref())
     }
 
     fn namespace_labels(&self, namespace: &str) -> Option<&Labels> {
@@ -152,21 +144,27 @@ impl ClusterView for Snapshot {
     }
 
     fn pods(&self) -> Box<dyn Iterator<Item = &PodInfo> + '_> {
-        Box::new(self.pods.iter().map(Arc::as_ref))
+        Box::new(self.pods.iter())
     }
 
     fn pods_labelled(&self, key: &str, value: &str) -> Box<dyn Iterator<Item = &PodInfo> + '_> {
-        let positions = self
-            .pods_by_label
-            .get(key)
-            .and_then(|values| values.get(value))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        Box::new(
-            positions
-                .iter()
-                .filter_map(|&p| self.pods.get(p).map(Arc::as_ref)),
-        )
+        Box::new(self.pods.labelled(key, value).map(|(pod, _)| pod))
+    }
+
+    fn pods_grouped(&self) -> Box<dyn Iterator<Item = (&PodInfo, usize)> + '_> {
+        Box::new(self.pods.iter_grouped())
+    }
+
+    fn pods_labelled_grouped(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Box<dyn Iterator<Item = (&PodInfo, usize)> + '_> {
+        Box::new(self.pods.labelled(key, value))
+    }
+
+    fn pod_group_bound(&self) -> usize {
+        self.pods.group_bound()
     }
 }
 
@@ -204,6 +202,25 @@ mod tests {
     }
 
     #[test]
+    fn stored_identities_keep_their_parsed_templates() {
+        let json = json!({"metadata": {"name": "i", "namespace": "kuma-system"},
+            "spec": {"spiffeID": {"path": "/ns/{{ .Namespace }}", "trustDomain": "{{ .Mesh"}}});
+        let identity: MeshIdentity = serde_json::from_value(json).unwrap();
+        let mut snapshot = Snapshot::default();
+        snapshot.insert(Object::MeshIdentity(Box::new(identity.clone())));
+        let stored = snapshot.identities_in_mesh(identity.mesh())[0];
+        let templates = snapshot.templates_of(stored).unwrap();
+        let parsed = ParsedTemplates::of(&identity);
+        assert_eq!(
+            templates.trust_domain.as_ref().err(),
+            parsed.trust_domain.as_ref().err()
+        );
+        assert!(templates.trust_domain.is_err() && templates.path.is_ok());
+        // Only the stored object has them: an equal one from a request is parsed by the caller.
+        assert!(snapshot.templates_of(&identity).is_none());
+    }
+
+    #[test]
     fn a_pod_added_again_replaces_itself_in_every_index() {
         let mut snapshot = Snapshot::default();
         for object in [pod("a", "web"), pod("b", "web"), pod("c", "db")] {
@@ -215,7 +232,10 @@ mod tests {
         assert_eq!(names(&snapshot, "web"), ["b"]);
         assert_eq!(names(&snapshot, "db"), ["a", "c"]);
         assert!(names(&snapshot, "other").is_empty());
-        let all: Vec<&str> = snapshot.pods().map(|p| p.labels["app"].as_str()).collect();
+        let all: Vec<&str> = snapshot
+            .pods()
+            .filter_map(|p| p.labels.get("app"))
+            .collect();
         assert_eq!(all, ["db", "web", "db"]);
 
         // The bulk constructor the live state uses keeps the same rule.

@@ -4,6 +4,7 @@
 //! (quickstart, tests, the offline CLI) or against caches fed by Kubernetes watches.
 
 use crate::api::{Labels, Mesh, MeshIdentity, PodInfo};
+use crate::identity::render::ParsedTemplates;
 
 /// Lookups decisions need. Implementations must answer from memory: no call may reach the
 /// Kubernetes API while an admission request is being handled.
@@ -11,9 +12,23 @@ pub trait ClusterView: Send + Sync {
     fn mesh(&self, name: &str) -> Option<&Mesh>;
     /// Every MeshIdentity of `mesh`, in no particular order.
     fn identities_in_mesh(&self, mesh: &str) -> Vec<&MeshIdentity>;
+    /// The parsed templates of `identity`, when it is one this view holds (one
+    /// [`identities_in_mesh`](Self::identities_in_mesh) returned), parsed once when it was stored.
+    fn templates_of(&self, identity: &MeshIdentity) -> Option<&ParsedTemplates>;
     fn namespace_labels(&self, namespace: &str) -> Option<&Labels>;
     /// Every known pod.
     fn pods(&self) -> Box<dyn Iterator<Item = &PodInfo> + '_>;
     /// The pods whose own label `key` is `value` (derived dataplane labels are not indexed).
     fn pods_labelled(&self, key: &str, value: &str) -> Box<dyn Iterator<Item = &PodInfo> + '_>;
+    /// [`pods`](Self::pods), each with its group: pods of one group differ only by name, so any
+    /// decision about one (which never reads a pod's name) holds for all of them.
+    fn pods_grouped(&self) -> Box<dyn Iterator<Item = (&PodInfo, usize)> + '_>;
+    /// [`pods_labelled`](Self::pods_labelled), each with its group.
+    fn pods_labelled_grouped(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Box<dyn Iterator<Item = (&PodInfo, usize)> + '_>;
+    /// Group numbers are below this.
+    fn pod_group_bound(&self) -> usize;
 }

@@ -4,8 +4,9 @@
 //! a cluster for a MeshIdentity change allocates nothing per pod.
 
 use crate::api::{
-    Labels, PodInfo, DEFAULT_MESH, ENV_LABEL, MESH_LABEL, NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL,
-    SIDECAR_INJECTED_ANNOTATION, SIDECAR_INJECTION_LABEL, WORKLOAD_LABEL, ZONE_LABEL,
+    LabelLookup, Labels, PodInfo, DEFAULT_MESH, ENV_LABEL, MESH_LABEL, NAMESPACE_LABEL,
+    SERVICE_ACCOUNT_LABEL, SIDECAR_INJECTED_ANNOTATION, SIDECAR_INJECTION_LABEL, WORKLOAD_LABEL,
+    ZONE_LABEL,
 };
 use crate::cluster::ClusterView;
 use crate::config::{Settings, WorkloadFallback};
@@ -52,7 +53,7 @@ impl<'a> DataplaneView<'a> {
             ZONE_LABEL => Some(self.zone),
             ENV_LABEL => Some(ENV_KUBERNETES),
             WORKLOAD_LABEL => self.workload,
-            _ => self.pod.labels.get(key).map(String::as_str),
+            _ => self.pod.labels.get(key),
         }
     }
 
@@ -65,7 +66,7 @@ impl<'a> DataplaneView<'a> {
 
     /// All dataplane labels as a map (for rendering and for explaining).
     pub fn labels(&self) -> Labels {
-        let mut labels = self.pod.labels.clone();
+        let mut labels = self.pod.labels.to_labels();
         labels.remove(WORKLOAD_LABEL);
         for key in DERIVED_LABELS {
             if let Some(value) = self.label(key) {
@@ -88,10 +89,10 @@ pub fn mesh_of_pod<'a>(pod: &'a PodInfo, view: &'a dyn ClusterView) -> &'a str {
         .filter(|mesh| !mesh.is_empty())
         .or_else(|| {
             view.namespace_labels(&pod.namespace)?
-                .get(MESH_LABEL)
+                .label(MESH_LABEL)
                 .filter(|mesh| !mesh.is_empty())
         })
-        .map_or(DEFAULT_MESH, String::as_str)
+        .unwrap_or(DEFAULT_MESH)
 }
 
 /// The workload: the first non-empty value among the configured workload labels, else the
@@ -126,14 +127,17 @@ pub fn is_meshed(pod: &PodInfo, view: &dyn ClusterView) -> bool {
 /// label decides when it says on or off (so a pod can opt out of an enabled namespace), else its
 /// namespace's label does. Values other than `enabled`/`true`/`disabled`/`false` decide nothing,
 /// so such a pod label falls through to the namespace.
-pub fn sidecar_injection_enabled(pod_labels: &Labels, namespace_labels: Option<&Labels>) -> bool {
-    let switch = |labels: &Labels| match labels.get(SIDECAR_INJECTION_LABEL).map(String::as_str) {
+pub fn sidecar_injection_enabled(
+    pod_labels: &impl LabelLookup,
+    namespace_labels: Option<&Labels>,
+) -> bool {
+    let switch = |labels: &dyn LabelLookup| match labels.label(SIDECAR_INJECTION_LABEL) {
         Some("enabled" | "true") => Some(true),
         Some("disabled" | "false") => Some(false),
         _ => None,
     };
     switch(pod_labels)
-        .or_else(|| namespace_labels.and_then(switch))
+        .or_else(|| namespace_labels.and_then(|labels| switch(labels)))
         .unwrap_or(false)
 }
 

@@ -182,14 +182,49 @@ pub fn render_spiffe_id(
     dataplane: &DataplaneView,
     settings: &Settings,
 ) -> Result<RenderedId, SpiffeIdError> {
-    let trust_domain_template = parse_template(identity.trust_domain_template())
-        .map_err(SpiffeIdError::TrustDomainTemplate)?;
-    let path_template =
-        parse_template(identity.path_template()).map_err(SpiffeIdError::PathTemplate)?;
-    let trust_domain = render_trust_domain(&trust_domain_template, identity, settings)
+    render_spiffe_id_with(
+        identity,
+        &ParsedTemplates::of(identity),
+        dataplane,
+        settings,
+    )
+}
+
+/// Both templates of a MeshIdentity as parsed, kept beside a stored identity so that deciding
+/// about a pod does not parse them again.
+#[derive(Debug, Clone)]
+pub struct ParsedTemplates {
+    pub trust_domain: Result<Template, TemplateError>,
+    pub path: Result<Template, TemplateError>,
+}
+
+impl ParsedTemplates {
+    pub fn of(identity: &MeshIdentity) -> Self {
+        Self {
+            trust_domain: parse_template(identity.trust_domain_template()),
+            path: parse_template(identity.path_template()),
+        }
+    }
+}
+
+/// [`render_spiffe_id`] with `identity`'s templates parsed already.
+pub fn render_spiffe_id_with(
+    identity: &MeshIdentity,
+    templates: &ParsedTemplates,
+    dataplane: &DataplaneView,
+    settings: &Settings,
+) -> Result<RenderedId, SpiffeIdError> {
+    let trust_domain_template = templates
+        .trust_domain
+        .as_ref()
+        .map_err(|e| SpiffeIdError::TrustDomainTemplate(e.clone()))?;
+    let path_template = templates
+        .path
+        .as_ref()
+        .map_err(|e| SpiffeIdError::PathTemplate(e.clone()))?;
+    let trust_domain = render_trust_domain(trust_domain_template, identity, settings)
         .map_err(SpiffeIdError::TrustDomain)?;
-    let path =
-        render_path(&path_template, &trust_domain, dataplane).map_err(SpiffeIdError::Path)?;
+    let path = render_path(path_template, &trust_domain, dataplane).map_err(SpiffeIdError::Path)?;
     Ok(match spiffe::spiffe_id(&trust_domain, &path) {
         Ok(value) => RenderedId {
             value,

@@ -9,7 +9,7 @@ use super::keys::SPIRE_SUPPORT_KEY;
 use super::optin::{self, Effective};
 use super::plan::plan;
 use super::shape::{object, opt_object};
-use crate::api::{Labels, SocketGap};
+use crate::api::{LabelLookup, SocketGap};
 use crate::config::InjectConfig;
 
 /// What is missing of the socket in `pod` (raw JSON), were SPIRE on for it: what the injector's
@@ -38,15 +38,15 @@ pub enum SwitchProblem {
 /// Whether SPIRE is on for a pod with these labels and annotations, as the injector resolves it
 /// (mirror pods are never injected).
 pub fn spire_on(
-    labels: &Labels,
-    annotations: &Labels,
+    labels: &impl LabelLookup,
+    annotations: &impl LabelLookup,
     cfg: &InjectConfig,
 ) -> Result<bool, SwitchProblem> {
-    if annotations.contains_key(super::MIRROR_ANNOTATION) {
+    if annotations.label(super::MIRROR_ANNOTATION).is_some() {
         return Ok(false);
     }
-    let label = labels.get(SPIRE_SUPPORT_KEY).map(String::as_str);
-    let annotation = annotations.get(SPIRE_SUPPORT_KEY).map(String::as_str);
+    let label = labels.label(SPIRE_SUPPORT_KEY);
+    let annotation = annotations.label(SPIRE_SUPPORT_KEY);
     match optin::resolve(label, annotation, cfg.enabled_by_default) {
         Ok(effective) => Ok(effective == Effective::On),
         Err(denial @ Denial::Disagree { .. }) => Err(SwitchProblem::Disagree(denial.to_string())),
@@ -60,6 +60,7 @@ mod tests {
 
     use super::super::VOLUME_NAME;
     use super::*;
+    use crate::api::Labels;
 
     #[test]
     fn gaps_name_the_missing_volume_and_unmounted_targets() {

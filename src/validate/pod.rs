@@ -9,7 +9,9 @@ use crate::api::{PodInfo, WORKLOAD_LABEL};
 use crate::cluster::ClusterView;
 use crate::config::{Enforcement, Settings};
 use crate::identity::dataplane::{is_meshed, DataplaneView};
-use crate::identity::render::{render_spiffe_id, uses_workload_label, SpiffeIdError};
+use crate::identity::render::{
+    render_spiffe_id, render_spiffe_id_with, uses_workload_label, SpiffeIdError,
+};
 use crate::identity::select::Ranking;
 
 use super::workload::how_to_give_a_workload;
@@ -143,7 +145,11 @@ pub fn assess(pod: &PodInfo, view: &dyn ClusterView, settings: &Settings) -> Opt
             finding: Some(finding),
         });
     }
-    let (reason, warnings, cause) = match render_spiffe_id(identity, &dataplane, settings) {
+    let rendered = match view.templates_of(identity) {
+        Some(templates) => render_spiffe_id_with(identity, templates, &dataplane, settings),
+        None => render_spiffe_id(identity, &dataplane, settings),
+    };
+    let (reason, warnings, cause) = match rendered {
         Ok(rendered) => {
             audit.insert(AUDIT_SPIFFE_ID.to_owned(), rendered.value.clone());
             let (Some(problem), Some(reason)) = (&rendered.problem, rendered.error()) else {

@@ -159,48 +159,110 @@ fn scan(
     let mut breakage = Breakage::default();
     let mut budget = Budget::new(REVIEW_RENDER_STEPS);
     let mut checked = 0;
-    for pod in pods_that_may_match(candidate, view) {
+    // Pods of one group differ only by name, which nothing below reads but to name them: their
+    // standing, and without `label` calls their rendered ID, is worked out once per group.
+    let mut standing: Vec<Option<Standing>> = vec![None; view.pod_group_bound()];
+    let mut group_outcome: Vec<Option<Result<(), SpiffeIdError>>> = vec![
+        None;
+        if reads_other_labels {
+            0
+        } else {
+            standing.len()
+        }
+    ];
+    for (pod, group) in pods_that_may_match(candidate, view) {
         if budget.remaining() == 0 {
             breakage.budget_spent_after = Some(checked);
             break;
         }
-        // Pods Kuma never injects get no SPIFFE ID from any identity, so they cannot break; the
-        // cheap check comes before building the pod's dataplane labels and ranking them.
-        if !is_meshed(pod, view) {
-            continue;
+        let known = standing.get(group).copied().flatten();
+        let standing_now = known.unwrap_or_else(|| {
+            standing_of(pod, candidate, &ranking, needs_workload, view, settings)
+        });
+        if known.is_none() {
+            if let Some(slot) = standing.get_mut(group) {
+                *slot = Some(standing_now);
+            }
         }
-        let dataplane = DataplaneView::new(pod, view, settings);
-        let wins = ranking
-            .winner(&dataplane)
-            .is_some_and(|winner| std::ptr::eq(winner, candidate));
-        if dataplane.mesh != mesh || !wins {
-            continue;
-        }
-        if needs_workload && dataplane.workload.is_none() {
-            breakage.missing_workload.push(dataplane.display_name());
-            continue;
+        match standing_now {
+            Standing::Unaffected => continue,
+            Standing::NoWorkload => {
+                breakage.missing_workload.push(display_name(pod));
+                continue;
+            }
+            Standing::Renders => {}
         }
         checked += 1;
         let outcome = if reads_other_labels {
+            let dataplane = DataplaneView::new(pod, view, settings);
             render_and_check(path, trust_domain, &dataplane, &mut budget)
+        } else if let Some(Some(outcome)) = group_outcome.get(group) {
+            outcome.clone()
         } else {
+            let dataplane = DataplaneView::new(pod, view, settings);
             let key = (
                 pod.namespace.as_str(),
                 pod.service_account.as_str(),
                 dataplane.workload,
             );
-            rendered
+            let outcome = rendered
                 .entry(key)
                 .or_insert_with(|| render_and_check(path, trust_domain, &dataplane, &mut budget))
-                .clone()
+                .clone();
+            if let Some(slot) = group_outcome.get_mut(group) {
+                *slot = Some(outcome.clone());
+            }
+            outcome
         };
         if let Err(reason) = outcome {
             breakage
                 .unrenderable
-                .push((dataplane.display_name(), reason.to_string()));
+                .push((display_name(pod), reason.to_string()));
         }
     }
     breakage
+}
+
+/// Where a pod stands with `candidate`, before any rendering: the same for its whole group.
+#[derive(Debug, Clone, Copy)]
+enum Standing {
+    /// Outside the mesh, in another mesh, or won by another identity.
+    Unaffected,
+    /// Won by `candidate`, without the workload its path needs.
+    NoWorkload,
+    /// Won by `candidate`: its SPIFFE ID must render.
+    Renders,
+}
+
+fn standing_of(
+    pod: &PodInfo,
+    candidate: &MeshIdentity,
+    ranking: &Ranking,
+    needs_workload: bool,
+    view: &dyn ClusterView,
+    settings: &Settings,
+) -> Standing {
+    // Pods Kuma never injects get no SPIFFE ID from any identity, so they cannot break; the
+    // cheap check comes before building the pod's dataplane labels and ranking them.
+    if !is_meshed(pod, view) {
+        return Standing::Unaffected;
+    }
+    let dataplane = DataplaneView::new(pod, view, settings);
+    let wins = ranking
+        .winner(&dataplane)
+        .is_some_and(|winner| std::ptr::eq(winner, candidate));
+    if dataplane.mesh != candidate.mesh() || !wins {
+        Standing::Unaffected
+    } else if needs_workload && dataplane.workload.is_none() {
+        Standing::NoWorkload
+    } else {
+        Standing::Renders
+    }
+}
+
+/// `namespace/name`, the way messages name a pod.
+fn display_name(pod: &PodInfo) -> String {
+    format!("{}/{}", pod.namespace, pod.name)
 }
 
 /// The pods worth looking at: those carrying one of the selector's own pod labels when it has
@@ -208,15 +270,15 @@ fn scan(
 fn pods_that_may_match<'v>(
     candidate: &MeshIdentity,
     view: &'v dyn ClusterView,
-) -> Box<dyn Iterator<Item = &'v PodInfo> + 'v> {
+) -> Box<dyn Iterator<Item = (&'v PodInfo, usize)> + 'v> {
     let narrowing = candidate
         .dataplane_match_labels()
         .into_iter()
         .flatten()
         .find(|(key, _)| !DERIVED_LABELS.contains(&key.as_str()));
     match narrowing {
-        Some((key, value)) => view.pods_labelled(key, value),
-        None => view.pods(),
+        Some((key, value)) => view.pods_labelled_grouped(key, value),
+        None => view.pods_grouped(),
     }
 }
 

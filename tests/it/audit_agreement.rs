@@ -76,7 +76,7 @@ fn audit_agrees_with_the_pod_webhook_on_every_created_pod_of_the_fixtures() {
             // any pod it is called for.
             assert!(rows.is_empty(), "{context}");
             assert!(
-                allowed || info.labels.contains_key(WORKLOAD_LABEL),
+                allowed || info.labels.get(WORKLOAD_LABEL).is_some(),
                 "{context}"
             );
             compared += 1;
@@ -92,7 +92,7 @@ fn audit_agrees_with_the_pod_webhook_on_every_created_pod_of_the_fixtures() {
                         || r.finding == Finding::MissingLabel),
                 "{context}"
             );
-        } else if info.labels.contains_key(WORKLOAD_LABEL) {
+        } else if info.labels.get(WORKLOAD_LABEL).is_some() {
             assert!(
                 rows.iter()
                     .any(|r| r.finding == Finding::ManualWorkloadLabel),

@@ -7,6 +7,7 @@
 //! cluster's pods cost a few hundred bytes each. Watches back off and resume on errors, re-list on
 //! `410 Gone`, and refresh credentials as kube-rs does.
 
+mod intern;
 mod observe;
 mod publish;
 mod resources;
@@ -14,8 +15,7 @@ mod run;
 mod store;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use kube::api::Api;
@@ -44,26 +44,22 @@ pub fn start(
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, kube::Error> {
     let now = Instant::now();
     let scopes = scopes(&config);
-    let shared = Arc::new(Shared {
-        partitions: Mutex::new(
-            scopes
-                .iter()
-                .map(|scope| Partition {
-                    scope: scope.clone(),
-                    objects: HashMap::new(),
-                    health: WatchHealth {
-                        synced: false,
-                        last_success: now,
-                        failing_since: None,
-                        last_error: None,
-                        open: None,
-                    },
-                })
-                .collect(),
-        ),
-        connections: AtomicU64::new(0),
-        changed: tokio::sync::Notify::new(),
-    });
+    let shared = Arc::new(Shared::new(
+        scopes
+            .iter()
+            .map(|scope| Partition {
+                scope: scope.clone(),
+                objects: HashMap::new(),
+                health: WatchHealth {
+                    synced: false,
+                    last_success: now,
+                    failing_since: None,
+                    last_error: None,
+                    open: None,
+                },
+            })
+            .collect(),
+    ));
     // Watch events alone cannot show recovery: a watch that reconnects to a quiet resource sees
     // no event. The layer notes which watch connections are open, and one kept open for
     // WATCH_SETTLE counts as recovered.
@@ -151,24 +147,20 @@ mod tests {
     #[tokio::test]
     async fn a_watch_that_ends_is_restarted_and_readiness_follows() {
         let now = Instant::now();
-        let shared = Arc::new(Shared {
-            partitions: Mutex::new(vec![Partition {
-                scope: Scope {
-                    resource: Kind::Pod,
-                    namespace: None,
-                },
-                objects: HashMap::new(),
-                health: WatchHealth {
-                    synced: true,
-                    last_success: now,
-                    failing_since: None,
-                    last_error: None,
-                    open: None,
-                },
-            }]),
-            connections: AtomicU64::new(0),
-            changed: tokio::sync::Notify::new(),
-        });
+        let shared = Arc::new(Shared::new(vec![Partition {
+            scope: Scope {
+                resource: Kind::Pod,
+                namespace: None,
+            },
+            objects: HashMap::new(),
+            health: WatchHealth {
+                synced: true,
+                last_success: now,
+                failing_since: None,
+                last_error: None,
+                open: None,
+            },
+        }]));
         let state = Arc::new(StateHandle::default());
         state.set(Arc::new(Snapshot::default()));
         let metrics = Arc::new(Metrics::new());

@@ -9,7 +9,7 @@ use crate::cluster::StateHandle;
 use crate::metrics::Metrics;
 
 use super::resources::Resource;
-use super::store::{Contents, Shared, WATCH_SETTLE};
+use super::store::{Shared, WATCH_SETTLE};
 
 /// Changes are gathered for this long before a new snapshot is published: under pod churn that
 /// bounds the rebuild work, while a decision sees a change well within a second.
@@ -32,15 +32,15 @@ pub(super) async fn publish(shared: Arc<Shared>, state: Arc<StateHandle>, metric
         if !all_synced(&shared) {
             continue;
         }
-        let contents = match shared.partitions.lock() {
-            Ok(partitions) => Contents::of(&partitions),
-            Err(_) => return,
-        };
-        // Indexing a large cluster takes long enough to stall admission requests sharing this
-        // runtime thread (and watch events waiting for the lock), so it runs on its own.
-        let Ok(snapshot) = tokio::task::spawn_blocking(move || contents.into_snapshot()).await
+        // The live snapshot is kept indexed as changes arrive, so this is a copy of pointers and
+        // positions: a few milliseconds for tens of thousands of pods, still long enough to be
+        // kept off the runtime threads admission requests share.
+        let live = shared.clone();
+        let Ok(Some(snapshot)) =
+            tokio::task::spawn_blocking(move || live.live.lock().ok().map(|live| live.clone()))
+                .await
         else {
-            tracing::error!("building the cluster snapshot failed; keeping the previous one");
+            tracing::error!("copying the cluster snapshot failed; keeping the previous one");
             continue;
         };
         if state.get().is_none() {

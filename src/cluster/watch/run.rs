@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 use crate::supervise::{supervise, Backoff};
 
 use super::resources::{task_name, Key, Resource};
-use super::store::{count, key_of, reduce, Reduced, Shared};
+use super::store::{count, key_of, reduce, Change, Reduced, Shared};
 
 /// Runs the watch `run` makes for partition `index` under a supervisor. While the watch is down
 /// its data ages like a failing watch's, so readiness goes once that has lasted past the
@@ -71,14 +71,14 @@ pub(super) async fn run_watch(
             }
         };
         // Decoded before taking the lock: the lock is shared by every watch.
-        let (key, reduced) = match event {
+        let change = match event {
             Event::Init => {
                 relist = Some(HashMap::new());
                 continue;
             }
             Event::InitApply(object) => {
                 let key = key_of(&object);
-                match reduce(resource, object) {
+                match reduce(resource, object, &shared.interner) {
                     Ok(reduced) => {
                         if let Some(buffer) = relist.as_mut() {
                             buffer.insert(key, reduced);
@@ -88,30 +88,30 @@ pub(super) async fn run_watch(
                 }
                 continue;
             }
-            Event::InitDone => (None, None),
+            Event::InitDone => Change::Relisted(relist.take().unwrap_or_default()),
             Event::Apply(object) => {
                 let key = key_of(&object);
-                let reduced = reduce(resource, object)
-                    .inspect_err(|e| decode_failed(&metrics, resource, &key, e))
-                    .ok();
-                (Some(key), reduced)
+                match reduce(resource, object, &shared.interner) {
+                    Ok(reduced) => Change::Apply(key, reduced),
+                    Err(e) => {
+                        decode_failed(&metrics, resource, &key, &e);
+                        Change::Remove(key)
+                    }
+                }
             }
-            Event::Delete(object) => (Some(key_of(&object)), None),
+            Event::Delete(object) => Change::Remove(key_of(&object)),
         };
         let Ok(mut partitions) = shared.partitions.lock() else {
+            return;
+        };
+        let Ok(mut live) = shared.live.lock() else {
             return;
         };
         let Some(partition) = partitions.get_mut(index) else {
             return;
         };
-        match (key, reduced) {
-            (None, _) => {
-                partition.objects = relist.take().unwrap_or_default();
-                partition.health.synced = true;
-            }
-            (Some(key), Some(reduced)) => drop(partition.objects.insert(key, reduced)),
-            (Some(key), None) => drop(partition.objects.remove(&key)),
-        }
+        partition.apply(change, &mut live);
+        drop(live);
         partition.health.progressed(Instant::now());
         metrics.set_store_objects(resource.plural(), count(&partitions, resource));
         drop(partitions);

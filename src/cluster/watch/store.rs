@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use kube::api::DynamicObject;
 
-use crate::api::{Kind, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
+use crate::api::{Mesh, MeshIdentity, NamespaceInfo, PodInfo};
 use crate::cluster::{Object, Snapshot};
 
+use super::intern::Interner;
 use super::resources::{Key, Resource, Scope};
 
 /// A watch connection the API server has kept open this long counts as recovery, and one that
@@ -66,11 +67,26 @@ pub(super) struct Partition {
 
 pub(super) struct Shared {
     pub(super) partitions: Mutex<Vec<Partition>>,
+    /// Every partition's objects as one snapshot, updated with each change (always locked after
+    /// `partitions`): a publish clones it rather than rebuilding its indexes.
+    pub(super) live: Mutex<Snapshot>,
+    /// Shares equal label strings among the watched pods.
+    pub(super) interner: Mutex<Interner>,
     pub(super) connections: AtomicU64,
     pub(super) changed: tokio::sync::Notify,
 }
 
 impl Shared {
+    pub(super) fn new(partitions: Vec<Partition>) -> Self {
+        Self {
+            partitions: Mutex::new(partitions),
+            live: Mutex::new(Snapshot::default()),
+            interner: Mutex::new(Interner::default()),
+            connections: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
     /// The partition index of the watch a request is for.
     pub(super) fn index_of(&self, resource: Resource, namespace: Option<&str>) -> Option<usize> {
         let partitions = self.partitions.lock().ok()?;
@@ -97,15 +113,75 @@ pub(super) enum Reduced {
     Pod(Arc<PodInfo>),
 }
 
-/// Decodes an object as the snapshot holds it.
-pub(super) fn reduce(resource: Resource, object: DynamicObject) -> Result<Reduced, String> {
+impl Reduced {
+    /// Adds this object to `live`, or replaces its previous version there.
+    fn apply_to(&self, live: &mut Snapshot) {
+        match self {
+            Reduced::Mesh(mesh) => live.insert(Object::Mesh(mesh.clone())),
+            Reduced::Identity(identity) => live.insert(Object::MeshIdentity(identity.clone())),
+            Reduced::Namespace(namespace) => {
+                live.insert(Object::Namespace(NamespaceInfo::clone(namespace)))
+            }
+            Reduced::Pod(pod) => live.upsert_pod(pod.clone()),
+        }
+    }
+}
+
+/// One change a watch brings to its partition.
+pub(super) enum Change {
+    /// The object of this key is now this one.
+    Apply(Key, Reduced),
+    /// The object of this key is gone (deleted, or its new version does not decode).
+    Remove(Key),
+    /// A (re-)list ended with these objects: they replace everything the watch held.
+    Relisted(HashMap<Key, Reduced>),
+}
+
+impl Partition {
+    /// Applies `change` to this partition and to `live`, which holds every partition's objects.
+    pub(super) fn apply(&mut self, change: Change, live: &mut Snapshot) {
+        let kind = self.scope.resource;
+        match change {
+            Change::Apply(key, reduced) => {
+                reduced.apply_to(live);
+                self.objects.insert(key, reduced);
+            }
+            Change::Remove(key) => {
+                live.remove(kind, &key.0, &key.1);
+                self.objects.remove(&key);
+            }
+            Change::Relisted(listed) => {
+                let old = std::mem::replace(&mut self.objects, listed);
+                for (namespace, name) in old.keys().filter(|k| !self.objects.contains_key(*k)) {
+                    live.remove(kind, namespace, name);
+                }
+                for reduced in self.objects.values() {
+                    reduced.apply_to(live);
+                }
+                self.health.synced = true;
+            }
+        }
+    }
+}
+
+/// Decodes an object as the snapshot holds it, a pod's label strings shared through `interner`.
+pub(super) fn reduce(
+    resource: Resource,
+    object: DynamicObject,
+    interner: &Mutex<Interner>,
+) -> Result<Reduced, String> {
     let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
     Ok(
         match Object::decode(resource, value).map_err(|e| e.to_string())? {
             Object::Mesh(mesh) => Reduced::Mesh(mesh),
             Object::MeshIdentity(identity) => Reduced::Identity(identity),
             Object::Namespace(namespace) => Reduced::Namespace(Box::new(namespace)),
-            Object::Pod(pod) => Reduced::Pod(Arc::new(pod)),
+            Object::Pod(mut pod) => {
+                if let Ok(mut interner) = interner.lock() {
+                    interner.share_labels(&mut pod);
+                }
+                Reduced::Pod(Arc::new(pod))
+            }
         },
     )
 }
@@ -126,40 +202,63 @@ pub(super) fn count(partitions: &[Partition], resource: Resource) -> usize {
         .sum()
 }
 
-/// What a snapshot is made of, taken out of the partitions (pods by pointer).
-pub(super) struct Contents {
-    pub(super) meshes: Vec<Mesh>,
-    pub(super) identities: Vec<MeshIdentity>,
-    pub(super) namespaces: Vec<NamespaceInfo>,
-    pub(super) pods: Vec<Arc<PodInfo>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Kind;
+    use crate::cluster::ClusterView;
+    use serde_json::json;
 
-impl Contents {
-    /// Every partition's objects; cheap enough to take while holding the partitions' lock.
-    pub(super) fn of(partitions: &[Partition]) -> Self {
-        let mut contents = Self {
-            meshes: Vec::new(),
-            identities: Vec::new(),
-            namespaces: Vec::new(),
-            pods: Vec::with_capacity(count(partitions, Kind::Pod)),
-        };
-        for reduced in partitions.iter().flat_map(|p| p.objects.values()) {
-            match reduced {
-                Reduced::Mesh(mesh) => contents.meshes.push(Mesh::clone(mesh)),
-                Reduced::Identity(identity) => {
-                    contents.identities.push(MeshIdentity::clone(identity))
-                }
-                Reduced::Namespace(namespace) => {
-                    contents.namespaces.push(NamespaceInfo::clone(namespace))
-                }
-                Reduced::Pod(pod) => contents.pods.push(Arc::clone(pod)),
-            }
-        }
-        contents
+    fn pod(name: &str, app: &str) -> (Key, Reduced) {
+        let json = json!({"metadata": {"name": name, "namespace": "shop", "labels": {"app": app}}});
+        let key = ("shop".to_owned(), name.to_owned());
+        (key, Reduced::Pod(Arc::new(PodInfo::from_json(&json, None))))
     }
 
-    /// The snapshot with its indexes: tens of milliseconds for tens of thousands of pods.
-    pub(super) fn into_snapshot(self) -> Snapshot {
-        Snapshot::new(self.meshes, self.identities, self.namespaces, self.pods)
+    fn names(live: &Snapshot, app: &str) -> Vec<String> {
+        let mut names: Vec<String> = live
+            .pods_labelled("app", app)
+            .map(|p| p.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The live snapshot follows every change, and a re-list removes what it no longer lists.
+    #[test]
+    fn the_live_snapshot_follows_changes_and_relists() {
+        let now = Instant::now();
+        let mut partition = Partition {
+            scope: Scope {
+                resource: Kind::Pod,
+                namespace: None,
+            },
+            objects: HashMap::new(),
+            health: WatchHealth {
+                synced: false,
+                last_success: now,
+                failing_since: None,
+                last_error: None,
+                open: None,
+            },
+        };
+        let mut live = Snapshot::default();
+        let listed: HashMap<Key, Reduced> = [pod("a", "web"), pod("b", "web"), pod("c", "db")]
+            .into_iter()
+            .collect();
+        partition.apply(Change::Relisted(listed), &mut live);
+        assert!(partition.health.synced);
+        assert_eq!(names(&live, "web"), ["a", "b"]);
+        let (key, reduced) = pod("a", "db");
+        partition.apply(Change::Apply(key, reduced), &mut live);
+        partition.apply(Change::Remove(pod("c", "db").0), &mut live);
+        assert_eq!(names(&live, "web"), ["b"]);
+        assert_eq!(names(&live, "db"), ["a"]);
+        let relisted: HashMap<Key, Reduced> = [pod("b", "db")].into_iter().collect();
+        partition.apply(Change::Relisted(relisted), &mut live);
+        assert_eq!(live.pod_count(), 1);
+        assert_eq!(partition.objects.len(), 1);
+        assert!(names(&live, "web").is_empty());
+        assert_eq!(names(&live, "db"), ["b"]);
     }
 }
