@@ -1,6 +1,8 @@
 //! What decisions need of Pods and Namespaces: a small slice of each, so a cluster's worth of
 //! pods fits in memory.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::labels::{Labels, MIRROR_ANNOTATION, SIDECAR_INJECTED_ANNOTATION, SPIRE_SUPPORT_KEY};
@@ -37,13 +39,15 @@ pub struct PodInfo {
     pub service_account: String,
     /// What the SPIRE socket injection would still add to this pod, were it on; `None` when
     /// nothing (or when read from an object without its spec, as admission decisions do).
-    /// Filled when a stored pod is decoded (`cluster::Object`), for the audit.
-    pub socket: Option<Box<SocketGap>>,
+    /// Filled when a stored pod is decoded (`cluster::Object`), for the audit. Shared: the pods
+    /// of one workload lack the same things, and the live state keeps one copy of each gap.
+    pub socket: Option<Arc<SocketGap>>,
 }
 
 /// The socket volume or mounts a pod lacks: it was created while the mutating webhook was down
-/// or skipped it. Boxed in [`PodInfo`], so the common pod with nothing missing stays small.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// or skipped it. Behind a pointer in [`PodInfo`], so the common pod with nothing missing stays
+/// small.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct SocketGap {
     pub volume_missing: bool,
     /// `containers/<name>` (or `initContainers/…`) that the injector would mount into and that

@@ -1,6 +1,8 @@
 //! The objects a snapshot holds, read from their JSON: one decoding for the file loader, the
 //! offline commands and the watches alike.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::api::{string_map_at, Kind, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
@@ -56,7 +58,7 @@ impl Object {
             }),
             Kind::Pod => Self::Pod(PodInfo {
                 // Summarised here, so the stored pod keeps no spec for the audit to read.
-                socket: crate::inject::socket_gap(&value).map(Box::new),
+                socket: crate::inject::socket_gap(&value).map(Arc::new),
                 ..PodInfo::from_json(&value, None)
             }),
         })

@@ -1,49 +1,73 @@
-//! Equal label strings of watched pods stored once.
+//! Equal label strings and socket gaps of watched pods stored once.
 //!
-//! The pods of one workload carry the same label keys and values, so the live state hands out
-//! one shared copy of each. Strings no pod holds any more (an old `pod-template-hash` after a
-//! rollout) are dropped by a sweep whenever the table has doubled since the last one, so the
-//! table stays within twice the strings in use and sweeping costs amortised constant time.
+//! The pods of one workload carry the same label keys and values, and lack the same parts of the
+//! SPIRE socket, so the live state hands out one shared copy of each. Items no pod holds any more
+//! (an old `pod-template-hash` after a rollout) are dropped by a sweep whenever a table has
+//! doubled since its last one, so each table stays within twice the items in use and sweeping
+//! costs amortised constant time.
 
 use std::collections::HashSet;
+use std::hash::Hash;
 use std::sync::Arc;
 
-use crate::api::PodInfo;
+use crate::api::{PodInfo, SocketGap};
 
-/// Below this many strings the table is never swept: too small to matter.
+/// Below this many items a table is never swept: too small to matter.
 const SWEEP_FLOOR: usize = 1024;
 
-#[derive(Debug, Default)]
-pub(super) struct Interner {
-    strings: HashSet<Arc<str>>,
+/// One kind of shared item.
+#[derive(Debug)]
+struct Table<T: ?Sized> {
+    items: HashSet<Arc<T>>,
     /// The table's size after the last sweep.
     kept: usize,
 }
 
-impl Interner {
-    /// The shared copy of `s`, which becomes the shared copy when there is none yet.
-    pub(super) fn intern(&mut self, s: &Arc<str>) -> Arc<str> {
-        if let Some(shared) = self.strings.get(s.as_ref()) {
+impl<T: ?Sized> Default for Table<T> {
+    fn default() -> Self {
+        Self {
+            items: HashSet::new(),
+            kept: 0,
+        }
+    }
+}
+
+impl<T: ?Sized + Hash + Eq> Table<T> {
+    /// The shared copy of `item`, which becomes the shared copy when there is none yet.
+    fn share(&mut self, item: &Arc<T>) -> Arc<T> {
+        if let Some(shared) = self.items.get(item) {
             return shared.clone();
         }
-        if self.strings.len() >= SWEEP_FLOOR.max(2 * self.kept) {
+        if self.items.len() >= SWEEP_FLOOR.max(2 * self.kept) {
             // Only the table holds these: no pod uses them any more.
-            self.strings.retain(|s| Arc::strong_count(s) > 1);
-            self.kept = self.strings.len();
+            self.items.retain(|item| Arc::strong_count(item) > 1);
+            self.kept = self.items.len();
         }
-        self.strings.insert(s.clone());
-        s.clone()
+        self.items.insert(item.clone());
+        item.clone()
     }
+}
 
-    /// Makes `pod`'s label and annotation strings the shared copies.
-    pub(super) fn share_labels(&mut self, pod: &mut PodInfo) {
-        pod.labels.share_strings(|s| self.intern(s));
-        pod.annotations.share_strings(|s| self.intern(s));
+#[derive(Debug, Default)]
+pub(super) struct Interner {
+    strings: Table<str>,
+    gaps: Table<SocketGap>,
+}
+
+impl Interner {
+    /// Makes `pod`'s label and annotation strings and its socket gap the shared copies.
+    pub(super) fn share(&mut self, pod: &mut PodInfo) {
+        let strings = &mut self.strings;
+        pod.labels.share_strings(|s| strings.share(s));
+        pod.annotations.share_strings(|s| strings.share(s));
+        if let Some(gap) = &mut pod.socket {
+            *gap = self.gaps.share(gap);
+        }
     }
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.strings.len()
+        self.strings.items.len()
     }
 }
 
@@ -61,8 +85,8 @@ mod tests {
     fn equal_strings_are_shared_and_unused_ones_swept() {
         let mut interner = Interner::default();
         let (mut a, mut b) = (pod("web"), pod("web"));
-        interner.share_labels(&mut a);
-        interner.share_labels(&mut b);
+        interner.share(&mut a);
+        interner.share(&mut b);
         assert_eq!(a, pod("web"));
         assert_eq!(interner.len(), 2);
         let value = |p: &PodInfo| p.labels.get("app").map(str::as_ptr);
@@ -70,12 +94,31 @@ mod tests {
         // Pods that come and go leave the table bounded.
         for i in 0..10 * SWEEP_FLOOR {
             let mut gone = pod(&format!("app-{i}"));
-            interner.share_labels(&mut gone);
+            interner.share(&mut gone);
         }
         assert!(interner.len() <= 2 * SWEEP_FLOOR, "{}", interner.len());
         // Strings still in use survive every sweep.
         let mut c = pod("web");
-        interner.share_labels(&mut c);
+        interner.share(&mut c);
         assert_eq!(value(&a), value(&c));
+    }
+
+    #[test]
+    fn equal_socket_gaps_are_shared() {
+        let mut interner = Interner::default();
+        let gap = || SocketGap {
+            volume_missing: true,
+            unmounted: vec!["containers/kuma-sidecar".to_owned()],
+        };
+        let (mut a, mut b) = (pod("web"), pod("web"));
+        a.socket = Some(Arc::new(gap()));
+        b.socket = Some(Arc::new(gap()));
+        interner.share(&mut a);
+        interner.share(&mut b);
+        assert_eq!(a, b);
+        assert!(Arc::ptr_eq(
+            a.socket.as_ref().unwrap(),
+            b.socket.as_ref().unwrap()
+        ));
     }
 }

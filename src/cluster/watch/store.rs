@@ -164,7 +164,8 @@ impl Partition {
     }
 }
 
-/// Decodes an object as the snapshot holds it, a pod's label strings shared through `interner`.
+/// Decodes an object as the snapshot holds it, a pod's label strings and socket gap shared
+/// through `interner`.
 pub(super) fn reduce(
     resource: Resource,
     object: DynamicObject,
@@ -178,7 +179,7 @@ pub(super) fn reduce(
             Object::Namespace(namespace) => Reduced::Namespace(Box::new(namespace)),
             Object::Pod(mut pod) => {
                 if let Ok(mut interner) = interner.lock() {
-                    interner.share_labels(&mut pod);
+                    interner.share(&mut pod);
                 }
                 Reduced::Pod(Arc::new(pod))
             }
