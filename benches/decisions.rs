@@ -95,6 +95,17 @@ fn mesh_wide_identity() -> Value {
     identity
 }
 
+/// A CREATE by an administrator of `object` in `namespace`.
+fn create<'a>(namespace: &'a str, object: &'a Value) -> Request<'a> {
+    Request {
+        operation: Operation::Create,
+        namespace: Some(namespace),
+        username: "admin",
+        object: Some(object),
+        old_object: None,
+    }
+}
+
 fn bench_meshidentity(c: &mut Criterion) {
     let snapshot = cluster();
     let settings = Settings {
@@ -111,13 +122,7 @@ fn bench_meshidentity(c: &mut Criterion) {
             mesh_wide_identity(),
         ),
     ] {
-        let request = Request {
-            operation: Operation::Create,
-            namespace: Some("kuma-system"),
-            username: "admin",
-            object: Some(&object),
-            old_object: None,
-        };
+        let request = create("kuma-system", &object);
         let verdict = meshidentity::review(&request, &snapshot, &settings);
         assert!(verdict.allowed(), "{name}: {verdict:?}");
         c.bench_function(name, |b| {
@@ -128,13 +133,7 @@ fn bench_meshidentity(c: &mut Criterion) {
     // A mesh-wide review must not grow with the cluster: the same identity at 10 000 pods.
     let large = cluster_of(10_000);
     let object = mesh_wide_identity();
-    let request = Request {
-        operation: Operation::Create,
-        namespace: Some("kuma-system"),
-        username: "admin",
-        object: Some(&object),
-        old_object: None,
-    };
+    let request = create("kuma-system", &object);
     assert!(meshidentity::review(&request, &large, &settings).allowed());
     c.bench_function("meshidentity_review_10000_pods_mesh_wide", |b| {
         b.iter(|| meshidentity::review(black_box(&request), &large, &settings))
@@ -243,13 +242,7 @@ fn bench_pod_decision(c: &mut Criterion) {
             "labels": {"app": "app-3", "app.kubernetes.io/name": "app-3", "pod-template-hash": "5d8f7c9b6"}},
         "spec": {"serviceAccountName": "sa-3", "containers": [{"name": "app", "image": "app:1"}]}
     });
-    let request = Request {
-        operation: Operation::Create,
-        namespace: Some("ns-3"),
-        username: "admin",
-        object: Some(&object),
-        old_object: None,
-    };
+    let request = create("ns-3", &object);
     for pods in [1_000, 50_000] {
         let snapshot = cluster_of(pods);
         let verdict = pod::review(&request, &snapshot, &settings);

@@ -169,6 +169,19 @@ impl ClusterView for Snapshot {
 }
 
 #[cfg(test)]
+impl Snapshot {
+    /// The names of the pods labelled `app: <app>`, sorted: what the index tests compare.
+    pub(crate) fn names_labelled_app(&self, app: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .pods_labelled("app", app)
+            .map(|p| p.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -176,15 +189,6 @@ mod tests {
     fn pod(name: &str, app: &str) -> PodInfo {
         let json = json!({"kind": "Pod", "metadata": {"name": name, "namespace": "shop", "labels": {"app": app}}});
         PodInfo::from_json(&json, None)
-    }
-
-    fn names(snapshot: &Snapshot, app: &str) -> Vec<String> {
-        let mut names: Vec<String> = snapshot
-            .pods_labelled("app", app)
-            .map(|p| p.name.clone())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]
@@ -226,12 +230,12 @@ mod tests {
         for object in [pod("a", "web"), pod("b", "web"), pod("c", "db")] {
             snapshot.insert(Object::Pod(object));
         }
-        assert_eq!(names(&snapshot, "web"), ["a", "b"]);
+        assert_eq!(snapshot.names_labelled_app("web"), ["a", "b"]);
         snapshot.insert(Object::Pod(pod("a", "db")));
         assert_eq!(snapshot.pod_count(), 3);
-        assert_eq!(names(&snapshot, "web"), ["b"]);
-        assert_eq!(names(&snapshot, "db"), ["a", "c"]);
-        assert!(names(&snapshot, "other").is_empty());
+        assert_eq!(snapshot.names_labelled_app("web"), ["b"]);
+        assert_eq!(snapshot.names_labelled_app("db"), ["a", "c"]);
+        assert!(snapshot.names_labelled_app("other").is_empty());
         let all: Vec<&str> = snapshot
             .pods()
             .filter_map(|p| p.labels.get("app"))
@@ -245,7 +249,7 @@ mod tests {
             .collect();
         let built = Snapshot::new(Vec::new(), Vec::new(), Vec::new(), pods);
         assert_eq!(built.pod_count(), 1);
-        assert_eq!(names(&built, "db"), ["a"]);
-        assert!(names(&built, "web").is_empty());
+        assert_eq!(built.names_labelled_app("db"), ["a"]);
+        assert!(built.names_labelled_app("web").is_empty());
     }
 }

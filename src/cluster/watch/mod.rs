@@ -14,7 +14,6 @@ mod resources;
 mod run;
 mod store;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,7 +29,7 @@ pub(crate) use resources::api_resource;
 use resources::scopes;
 pub use resources::{Resource, WatchConfig};
 use run::{run_watch, supervise_watch};
-use store::{Partition, Shared, WatchHealth};
+use store::{Partition, Shared};
 
 /// Starts the watches, the publisher and the health tracker on the current runtime, each under
 /// a [`supervise`]or that restarts it if it ends; returns the supervisors, which never end on
@@ -47,17 +46,7 @@ pub fn start(
     let shared = Arc::new(Shared::new(
         scopes
             .iter()
-            .map(|scope| Partition {
-                scope: scope.clone(),
-                objects: HashMap::new(),
-                health: WatchHealth {
-                    synced: false,
-                    last_success: now,
-                    failing_since: None,
-                    last_error: None,
-                    open: None,
-                },
-            })
+            .map(|scope| Partition::new(scope.clone(), now))
             .collect(),
     ));
     // Watch events alone cannot show recovery: a watch that reconnects to a quiet resource sees
@@ -147,20 +136,15 @@ mod tests {
     #[tokio::test]
     async fn a_watch_that_ends_is_restarted_and_readiness_follows() {
         let now = Instant::now();
-        let shared = Arc::new(Shared::new(vec![Partition {
-            scope: Scope {
+        let mut partition = Partition::new(
+            Scope {
                 resource: Kind::Pod,
                 namespace: None,
             },
-            objects: HashMap::new(),
-            health: WatchHealth {
-                synced: true,
-                last_success: now,
-                failing_since: None,
-                last_error: None,
-                open: None,
-            },
-        }]));
+            now,
+        );
+        partition.health.synced = true;
+        let shared = Arc::new(Shared::new(vec![partition]));
         let state = Arc::new(StateHandle::default());
         state.set(Arc::new(Snapshot::default()));
         let metrics = Arc::new(Metrics::new());

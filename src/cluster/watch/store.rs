@@ -138,6 +138,21 @@ pub(super) enum Change {
 }
 
 impl Partition {
+    /// A partition for `scope` that has seen nothing yet.
+    pub(super) fn new(scope: Scope, now: Instant) -> Self {
+        Self {
+            scope,
+            objects: HashMap::new(),
+            health: WatchHealth {
+                synced: false,
+                last_success: now,
+                failing_since: None,
+                last_error: None,
+                open: None,
+            },
+        }
+    }
+
     /// Applies `change` to this partition and to `live`, which holds every partition's objects.
     pub(super) fn apply(&mut self, change: Change, live: &mut Snapshot) {
         let kind = self.scope.resource;
@@ -207,7 +222,6 @@ pub(super) fn count(partitions: &[Partition], resource: Resource) -> usize {
 mod tests {
     use super::*;
     use crate::api::Kind;
-    use crate::cluster::ClusterView;
     use serde_json::json;
 
     fn pod(name: &str, app: &str) -> (Key, Reduced) {
@@ -216,50 +230,34 @@ mod tests {
         (key, Reduced::Pod(Arc::new(PodInfo::from_json(&json, None))))
     }
 
-    fn names(live: &Snapshot, app: &str) -> Vec<String> {
-        let mut names: Vec<String> = live
-            .pods_labelled("app", app)
-            .map(|p| p.name.clone())
-            .collect();
-        names.sort();
-        names
-    }
-
     /// The live snapshot follows every change, and a re-list removes what it no longer lists.
     #[test]
     fn the_live_snapshot_follows_changes_and_relists() {
         let now = Instant::now();
-        let mut partition = Partition {
-            scope: Scope {
+        let mut partition = Partition::new(
+            Scope {
                 resource: Kind::Pod,
                 namespace: None,
             },
-            objects: HashMap::new(),
-            health: WatchHealth {
-                synced: false,
-                last_success: now,
-                failing_since: None,
-                last_error: None,
-                open: None,
-            },
-        };
+            now,
+        );
         let mut live = Snapshot::default();
         let listed: HashMap<Key, Reduced> = [pod("a", "web"), pod("b", "web"), pod("c", "db")]
             .into_iter()
             .collect();
         partition.apply(Change::Relisted(listed), &mut live);
         assert!(partition.health.synced);
-        assert_eq!(names(&live, "web"), ["a", "b"]);
+        assert_eq!(live.names_labelled_app("web"), ["a", "b"]);
         let (key, reduced) = pod("a", "db");
         partition.apply(Change::Apply(key, reduced), &mut live);
         partition.apply(Change::Remove(pod("c", "db").0), &mut live);
-        assert_eq!(names(&live, "web"), ["b"]);
-        assert_eq!(names(&live, "db"), ["a"]);
+        assert_eq!(live.names_labelled_app("web"), ["b"]);
+        assert_eq!(live.names_labelled_app("db"), ["a"]);
         let relisted: HashMap<Key, Reduced> = [pod("b", "db")].into_iter().collect();
         partition.apply(Change::Relisted(relisted), &mut live);
         assert_eq!(live.pod_count(), 1);
         assert_eq!(partition.objects.len(), 1);
-        assert!(names(&live, "web").is_empty());
-        assert_eq!(names(&live, "db"), ["b"]);
+        assert!(live.names_labelled_app("web").is_empty());
+        assert_eq!(live.names_labelled_app("db"), ["b"]);
     }
 }
