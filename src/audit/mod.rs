@@ -8,11 +8,11 @@
 pub mod live;
 pub mod remedy;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::api::{PodInfo, PodLabels, WORKLOAD_LABEL};
+use crate::api::{PodInfo, WORKLOAD_LABEL};
 use crate::cluster::ClusterView;
 use crate::config::Settings;
 use crate::identity::dataplane::is_meshed;
@@ -84,15 +84,12 @@ pub struct Row {
     pub action: String,
 }
 
-/// Distinct pods the audit remembers the pod webhook's assessment for. The pods of one
-/// ReplicaSet share namespace, service account, labels and annotations, which is all the
-/// assessment reads, so a 50 000-pod cluster has a few thousand distinct ones; the bound keeps a
-/// cluster of all-distinct pods from holding a second copy of every pod's labels (beyond it,
-/// pods are simply assessed again).
+/// Pod groups the audit remembers the pod webhook's assessment for. A group is the pods that
+/// share namespace, service account, labels and annotations, which is all the assessment reads
+/// ([`ClusterView::pods_grouped`]); the pods of one ReplicaSet make one, so a 50 000-pod cluster
+/// has a few thousand. The bound keeps a cluster of all-distinct pods from holding an assessment
+/// per pod (groups numbered beyond it are simply assessed again for each pod).
 const MEMO_ENTRIES: usize = 10_000;
-
-/// What the assessment reads of a pod (its name aside: it appears in no ID or message).
-type MemoKey<'p> = (&'p str, &'p str, &'p PodLabels, &'p PodLabels);
 
 /// The winning identity and the pod webhook's finding, if any.
 #[derive(Clone)]
@@ -125,33 +122,22 @@ pub fn count(view: &dyn ClusterView, settings: &Settings) -> BTreeMap<Finding, u
 }
 
 /// Calls `visit` with each meshed pod of `namespace` (all when `None`), its winning identity and
-/// its findings, remembering the assessment of pods that share what it reads.
+/// its findings, remembering the assessment of each pod group (pods that share what it reads).
 fn walk<'v>(
     view: &'v dyn ClusterView,
     settings: &Settings,
     namespace: Option<&str>,
     mut visit: impl FnMut(&'v PodInfo, Option<String>, Vec<(Finding, String)>),
 ) {
-    let mut memo: HashMap<MemoKey<'v>, Assessed> = HashMap::new();
-    for pod in view.pods() {
+    let mut memo: Vec<Option<Assessed>> = vec![None; view.pod_group_bound().min(MEMO_ENTRIES)];
+    for (pod, group) in view.pods_grouped() {
         if namespace.is_some_and(|ns| pod.namespace != ns) || !is_meshed(pod, view) {
             continue;
         }
-        let key = (
-            pod.namespace.as_str(),
-            pod.service_account.as_str(),
-            &pod.labels,
-            &pod.annotations,
-        );
-        let assessed = match memo.get(&key) {
-            Some(assessed) => assessed.clone(),
-            None => {
-                let assessed = assessed(pod, view, settings);
-                if memo.len() < MEMO_ENTRIES {
-                    memo.insert(key, assessed.clone());
-                }
-                assessed
-            }
+        let assessed = match memo.get_mut(group) {
+            Some(Some(assessed)) => assessed.clone(),
+            Some(slot) => slot.insert(assessed(pod, view, settings)).clone(),
+            None => assessed(pod, view, settings),
         };
         let found = findings(pod, settings, assessed.finding);
         visit(pod, assessed.identity, found);

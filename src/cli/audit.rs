@@ -48,11 +48,12 @@ pub struct AuditArgs {
 }
 
 pub fn run(args: AuditArgs) -> ExitCode {
+    let settings = args.decisions.settings();
     let loaded = match &args.cluster_state {
         Some(path) => cluster::file::load(path)
             .map(|snapshot| (snapshot, None))
             .map_err(|e| e.to_string()),
-        None => live(&args),
+        None => live(&args, &settings.system_namespace),
     };
     let (snapshot, context_namespace) = match loaded {
         Ok(loaded) => loaded,
@@ -67,7 +68,6 @@ pub fn run(args: AuditArgs) -> ExitCode {
             .or(context_namespace)
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
     });
-    let settings = args.decisions.settings();
     let rows = audit::audit(&snapshot, &settings, namespace.as_deref());
     match args.output {
         Output::Table => print_table(&rows, namespace.as_deref()),
@@ -81,9 +81,9 @@ pub fn run(args: AuditArgs) -> ExitCode {
 }
 
 /// The live cluster, listed once, and the kubeconfig's namespace.
-fn live(args: &AuditArgs) -> Result<(Snapshot, Option<String>), String> {
+fn live(args: &AuditArgs, system_namespace: &str) -> Result<(Snapshot, Option<String>), String> {
     let scope = ListScope {
-        system_namespace: args.decisions.settings().system_namespace,
+        system_namespace: system_namespace.to_owned(),
         pods: match (&args.namespace, args.all_namespaces) {
             (_, true) => PodScope::All,
             (Some(ns), false) => PodScope::Namespace(ns.clone()),
