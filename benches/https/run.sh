@@ -7,7 +7,7 @@
 #   usage: benches/https/run.sh [seconds per measurement] [rounds] [pods] [mesh identities]
 #
 # Latency under a fixed load (examples/fixed_rate.rs, open loop): p50/p99/max of the MeshIdentity
-# review at a fixed request rate.
+# review at a fixed request rate, then of the bare server (and BASELINE) with the same client.
 #   usage: benches/https/run.sh latency [seconds] [rate] [pods] [mesh identities]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,18 +38,25 @@ start_webhook() {
 }
 start_webhook ./target/release/kuma-identity-webhook $port $admin_port /tmp/kiw-bench-server.log
 mi=validate-kuma-io-v1alpha1-meshidentity
-if [ $mode = latency ]; then
-  echo "$pods pods, $identities MeshIdentities: /$mi at $rate req/s for ${seconds}s"
-  ./target/release/examples/fixed_rate "https://localhost:$port/$mi?timeout=10s" \
-    benches/https/meshidentity-review.json certs/ca.crt "$rate" "$seconds"
-  exit 0
-fi
 ./target/release/examples/bare_webhook 127.0.0.1:$bare_port certs/tls.crt certs/tls.key &
 pids+=($!)
 for _ in $(seq 50); do curl -s --cacert certs/ca.crt -o /dev/null https://localhost:$bare_port/ && break; sleep 0.2; done
 kill -0 "${pids[-1]}" 2>/dev/null || { echo "the bare server did not start (port $bare_port taken?)" >&2; exit 1; }
 # BASELINE=path/to/an/older/binary measures it in the same rounds, for before/after ratios.
 if [ -n "${BASELINE:-}" ]; then start_webhook "$BASELINE" $base_port $((port + 4)) /tmp/kiw-bench-baseline.log; fi
+if [ $mode = latency ]; then
+  # One after the other, the same client: the webhook, the bare server (the floor: TLS, HTTP and
+  # the client's own share) and the baseline if given.
+  echo "$pods pods, $identities MeshIdentities: /$mi at $rate req/s for ${seconds}s"
+  targets="webhook:$port bare:$bare_port"
+  if [ -n "${BASELINE:-}" ]; then targets="$targets baseline:$base_port"; fi
+  for target in $targets; do
+    printf '%-9s ' "${target%%:*}"
+    ./target/release/examples/fixed_rate "https://localhost:${target##*:}/$mi?timeout=10s" \
+      benches/https/meshidentity-review.json certs/ca.crt "$rate" "$seconds"
+  done
+  exit 0
+fi
 # Requests per second of one h2load run: POST BODY to URL.
 rate() {
   h2load --h1 -c16 -t1 -D "$seconds" -d "$2" -H 'Content-Type: application/json' "$1" |
