@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use crate::api::{Kind, Labels, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
 
-use crate::identity::render::ParsedTemplates;
+use crate::gotemplate::Template;
+use crate::identity::render::{parse_template, ParsedTemplates, TemplateError};
 
 use super::object::Object;
 use super::pods::Pods;
@@ -18,6 +19,11 @@ pub struct Snapshot {
     /// Keyed by mesh name, so selection only looks at the mesh's own identities.
     identities: BTreeMap<String, Vec<StoredIdentity>>,
     namespaces: BTreeMap<String, NamespaceInfo>,
+    /// Every distinct template text of the stored identities, parsed: identities mostly share a
+    /// few templates, and a review of one (a status write, a re-apply, a new identity copying an
+    /// old one) finds its templates parsed already. Rebuilt when an identity changes; shared by
+    /// the snapshots published in between.
+    parsed_templates: Arc<BTreeMap<String, Result<Template, TemplateError>>>,
     /// Shared with whoever built the snapshot (the live watches keep the same `Arc`s), with
     /// indexes maintained one change at a time, so a new snapshot costs pointers, not a rebuild.
     pods: Pods,
@@ -89,21 +95,60 @@ impl Snapshot {
 
     /// Replaces the identity of the same name and namespace, in whichever mesh it was.
     fn upsert_identity(&mut self, identity: MeshIdentity) {
-        self.remove_identity(identity.namespace(), identity.name());
-        self.identities
-            .entry(identity.mesh().to_owned())
-            .or_default()
-            .push(StoredIdentity {
-                templates: Arc::new(ParsedTemplates::of(&identity)),
-                identity,
-            });
+        let parse = |source: &str| {
+            self.parsed_templates
+                .get(source)
+                .cloned()
+                .unwrap_or_else(|| parse_template(source))
+        };
+        let templates = Arc::new(ParsedTemplates {
+            trust_domain: parse(identity.trust_domain_template()),
+            path: parse(identity.path_template()),
+        });
+        let stored = StoredIdentity {
+            templates,
+            identity,
+        };
+        if self.drop_identity(stored.identity.namespace(), stored.identity.name()) {
+            // The replaced identity's templates may be nobody's now.
+            self.identities
+                .entry(stored.identity.mesh().to_owned())
+                .or_default()
+                .push(stored);
+            self.index_templates();
+        } else {
+            let index = Arc::make_mut(&mut self.parsed_templates);
+            index_templates_of(&stored, index);
+            self.identities
+                .entry(stored.identity.mesh().to_owned())
+                .or_default()
+                .push(stored);
+        }
     }
 
     fn remove_identity(&mut self, namespace: &str, name: &str) {
+        if self.drop_identity(namespace, name) {
+            self.index_templates();
+        }
+    }
+
+    /// Whether there was such an identity.
+    fn drop_identity(&mut self, namespace: &str, name: &str) -> bool {
+        let before = self.identity_count();
         for list in self.identities.values_mut() {
             list.retain(|i| !(i.identity.name() == name && i.identity.namespace() == namespace));
         }
         self.identities.retain(|_, list| !list.is_empty());
+        self.identity_count() != before
+    }
+
+    /// Rebuilds [`Self::parsed_templates`] from the stored identities (clones of shared parses).
+    fn index_templates(&mut self) {
+        let mut index = BTreeMap::new();
+        for stored in self.identities.values().flatten() {
+            index_templates_of(stored, &mut index);
+        }
+        self.parsed_templates = Arc::new(index);
     }
 
     pub fn pod_count(&self) -> usize {
@@ -119,6 +164,24 @@ impl Snapshot {
     }
 }
 
+fn index_templates_of(
+    stored: &StoredIdentity,
+    index: &mut BTreeMap<String, Result<Template, TemplateError>>,
+) {
+    let identity = &stored.identity;
+    for (source, parsed) in [
+        (
+            identity.trust_domain_template(),
+            &stored.templates.trust_domain,
+        ),
+        (identity.path_template(), &stored.templates.path),
+    ] {
+        if !index.contains_key(source) {
+            index.insert(source.to_owned(), parsed.clone());
+        }
+    }
+}
+
 impl ClusterView for Snapshot {
     fn mesh(&self, name: &str) -> Option<&Mesh> {
         self.meshes.get(name)
@@ -129,6 +192,10 @@ impl ClusterView for Snapshot {
             .get(mesh)
             .map(|list| list.iter().map(|stored| &stored.identity).collect())
             .unwrap_or_default()
+    }
+
+    fn parsed_template(&self, source: &str) -> Option<&Result<Template, TemplateError>> {
+        self.parsed_templates.get(source)
     }
 
     fn templates_of(&self, identity: &MeshIdentity) -> Option<&ParsedTemplates> {
@@ -222,6 +289,44 @@ mod tests {
         assert!(templates.trust_domain.is_err() && templates.path.is_ok());
         // Only the stored object has them: an equal one from a request is parsed by the caller.
         assert!(snapshot.templates_of(&identity).is_none());
+    }
+
+    #[test]
+    fn the_template_texts_of_stored_identities_are_found_parsed() {
+        let identity = |name: &str, path: &str| {
+            let json = json!({"metadata": {"name": name, "namespace": "kuma-system"},
+                "spec": {"spiffeID": {"path": path, "trustDomain": "{{ .Mesh"}}});
+            Object::MeshIdentity(Box::new(serde_json::from_value(json).unwrap()))
+        };
+        let texts = |snapshot: &Snapshot| -> Vec<String> {
+            ["{{ .Mesh", "/a/{{ .Namespace }}", "/b"]
+                .into_iter()
+                .filter(|text| snapshot.parsed_template(text).is_some())
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut snapshot = Snapshot::default();
+        snapshot.insert(identity("one", "/a/{{ .Namespace }}"));
+        snapshot.insert(identity("two", "/a/{{ .Namespace }}"));
+        assert_eq!(texts(&snapshot), ["{{ .Mesh", "/a/{{ .Namespace }}"]);
+        // What parsing would give, failures included.
+        let parsed = snapshot.parsed_template("{{ .Mesh").unwrap();
+        assert_eq!(
+            parsed.as_ref().err(),
+            parse_template("{{ .Mesh").err().as_ref()
+        );
+        let parsed = snapshot.parsed_template("/a/{{ .Namespace }}").unwrap();
+        assert_eq!(
+            parsed.as_ref().unwrap().root_fields(),
+            [("Namespace".to_owned(), 1)]
+        );
+        // A text stays while any identity has it, and goes with the last one.
+        snapshot.insert(identity("one", "/b"));
+        assert_eq!(texts(&snapshot), ["{{ .Mesh", "/a/{{ .Namespace }}", "/b"]);
+        snapshot.remove(Kind::MeshIdentity, "kuma-system", "two");
+        assert_eq!(texts(&snapshot), ["{{ .Mesh", "/b"]);
+        snapshot.remove(Kind::MeshIdentity, "kuma-system", "one");
+        assert!(texts(&snapshot).is_empty());
     }
 
     #[test]

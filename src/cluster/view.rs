@@ -4,7 +4,8 @@
 //! (quickstart, tests, the offline CLI) or against caches fed by Kubernetes watches.
 
 use crate::api::{Labels, Mesh, MeshIdentity, PodInfo};
-use crate::identity::render::ParsedTemplates;
+use crate::gotemplate::Template;
+use crate::identity::render::{ParsedTemplates, TemplateError};
 
 /// Lookups decisions need. Implementations must answer from memory: no call may reach the
 /// Kubernetes API while an admission request is being handled.
@@ -15,6 +16,9 @@ pub trait ClusterView: Send + Sync {
     /// The parsed templates of `identity`, when it is one this view holds (one
     /// [`identities_in_mesh`](Self::identities_in_mesh) returned), parsed once when it was stored.
     fn templates_of(&self, identity: &MeshIdentity) -> Option<&ParsedTemplates>;
+    /// `source` as parsed, when a stored identity has a template of exactly this text (what
+    /// parsing it again would give).
+    fn parsed_template(&self, source: &str) -> Option<&Result<Template, TemplateError>>;
     fn namespace_labels(&self, namespace: &str) -> Option<&Labels>;
     /// Every known pod.
     fn pods(&self) -> Box<dyn Iterator<Item = &PodInfo> + '_>;

@@ -19,6 +19,8 @@ pub use limits::{Budget, MAX_RENDER_BYTES, MAX_STEPS};
 /// Go's `strconv.Quote` (`%q` of a string), as upstream's validators quote offending values.
 pub use quote::go_quote;
 
+use std::sync::Arc;
+
 use parse::{Arg, Node, Pipe, TreeSet};
 
 /// A parse failure; the text is Go's `err.Error()`, e.g.
@@ -33,9 +35,15 @@ pub struct ParseError(pub String);
 #[error("{0}")]
 pub struct ExecError(pub String);
 
-/// A parsed template (the main one and any it defines).
+/// A parsed template (the main one and any it defines). Cloning shares the parse: the cluster
+/// state keeps one per distinct template text and hands it to every decision that reads it.
 #[derive(Debug, Clone)]
 pub struct Template {
+    parsed: Arc<Parsed>,
+}
+
+#[derive(Debug)]
+struct Parsed {
     source: String,
     trees: TreeSet,
 }
@@ -48,8 +56,10 @@ pub type Data<'a> = value::DataView<'a>;
 pub fn parse(src: &str, funcs: &[&str]) -> Result<Template, ParseError> {
     let trees = parse::parse(src, funcs).map_err(ParseError)?;
     Ok(Template {
-        source: src.to_owned(),
-        trees,
+        parsed: Arc::new(Parsed {
+            source: src.to_owned(),
+            trees,
+        }),
     })
 }
 
@@ -61,7 +71,7 @@ impl Template {
 
     /// Executes, taking the steps from `budget`, which a caller shares between executions.
     pub fn execute_within(&self, data: &Data, budget: &mut Budget) -> Result<String, ExecError> {
-        exec::execute(&self.trees, &self.source, data, budget).map_err(ExecError)
+        exec::execute(&self.parsed.trees, &self.parsed.source, data, budget).map_err(ExecError)
     }
 
     /// Field names read from the root data: `.X` where dot is still the root (top level, in
@@ -70,7 +80,7 @@ impl Template {
     /// `{{template}}` are not followed.
     pub fn root_fields(&self) -> Vec<(String, usize)> {
         let mut found = Vec::new();
-        if let Some(root) = self.trees.get("") {
+        if let Some(root) = self.parsed.trees.get("") {
             let mut visit = |arg: &Arg, dot_is_root: bool| {
                 let name = match arg {
                     Arg::Field(_, names) if dot_is_root => names.first(),
@@ -91,7 +101,7 @@ impl Template {
     /// Literal string arguments of every `label` call, in source order.
     pub fn label_keys(&self) -> Vec<String> {
         let mut keys = Vec::new();
-        for tree in self.trees.values() {
+        for tree in self.parsed.trees.values() {
             walk_commands(tree, &mut |args: &[Arg]| {
                 if let [Arg::Identifier(_, name), Arg::String(_, key, _)] = args {
                     if name == "label" {
@@ -106,14 +116,20 @@ impl Template {
     /// Every text node of the main template (trim markers applied), in source order.
     pub fn literal_texts(&self) -> Vec<String> {
         let mut texts = Vec::new();
-        if let Some(root) = self.trees.get("") {
+        if let Some(root) = self.parsed.trees.get("") {
             collect_texts(root, &mut texts);
         }
         texts
     }
 
     fn line_of(&self, pos: usize) -> usize {
-        1 + self.source.get(..pos).unwrap_or("").matches('\n').count()
+        1 + self
+            .parsed
+            .source
+            .get(..pos)
+            .unwrap_or("")
+            .matches('\n')
+            .count()
     }
 }
 

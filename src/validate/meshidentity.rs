@@ -88,11 +88,11 @@ pub fn check(
     if let Some(provider) = &identity.spec.provider {
         check_provider(provider, &mut findings);
     }
-    let templates = check_templates(identity, settings, &mut findings);
+    let templates = check_templates(identity, view, settings, &mut findings);
     let templates_before = before.map(|before| {
         (
             before,
-            check_templates(before, settings, &mut Findings::default()),
+            check_templates(before, view, settings, &mut Findings::default()),
         )
     });
     ratchet_template_findings(

@@ -3,10 +3,11 @@
 //! rules, and the rendered trust domain.
 
 use crate::api::MeshIdentity;
+use crate::cluster::ClusterView;
 use crate::config::Settings;
 use crate::gotemplate::Template;
 use crate::identity::render::{
-    parse_template, render_trust_domain, PATH_FIELDS, TRUST_DOMAIN_FIELDS,
+    parse_template, render_trust_domain, TemplateError, PATH_FIELDS, TRUST_DOMAIN_FIELDS,
 };
 use crate::identity::spiffe::{self, is_path_segment_char, is_trust_domain_char};
 
@@ -27,14 +28,24 @@ pub struct CheckedTemplates {
 }
 
 /// Parse errors (upstream's rule) go to `findings`; the rest is returned for the caller to judge.
+/// Templates a stored identity has too are taken from `view` as parsed already.
 pub fn check_templates(
     identity: &MeshIdentity,
+    view: &dyn ClusterView,
     settings: &Settings,
     findings: &mut Findings,
 ) -> CheckedTemplates {
     let mut own = Findings::default();
-    let trust_domain = check_trust_domain(identity, settings, findings, &mut own);
-    let path = check_path(identity.path_template(), findings, &mut own);
+    let parse = |source: &str| {
+        view.parsed_template(source)
+            .cloned()
+            .unwrap_or_else(|| parse_template(source))
+    };
+    let trust_domain_parsed = parse(identity.trust_domain_template());
+    let trust_domain =
+        check_trust_domain(identity, trust_domain_parsed, settings, findings, &mut own);
+    let path_parsed = parse(identity.path_template());
+    let path = check_path(identity.path_template(), path_parsed, findings, &mut own);
     CheckedTemplates {
         trust_domain,
         path,
@@ -44,12 +55,13 @@ pub fn check_templates(
 
 fn check_trust_domain(
     identity: &MeshIdentity,
+    parsed: Result<Template, TemplateError>,
     settings: &Settings,
     findings: &mut Findings,
     own: &mut Findings,
 ) -> Option<String> {
     let template = parse_checked(
-        identity.trust_domain_template(),
+        parsed,
         TRUST_DOMAIN_FIELD,
         TRUST_DOMAIN_FIELDS,
         findings,
@@ -106,8 +118,13 @@ fn has_bad_literal(
     true
 }
 
-fn check_path(source: &str, findings: &mut Findings, own: &mut Findings) -> Option<Template> {
-    let template = parse_checked(source, PATH_FIELD, PATH_FIELDS, findings, own)?;
+fn check_path(
+    source: &str,
+    parsed: Result<Template, TemplateError>,
+    findings: &mut Findings,
+    own: &mut Findings,
+) -> Option<Template> {
+    let template = parse_checked(parsed, PATH_FIELD, PATH_FIELDS, findings, own)?;
     if has_bad_literal(
         &template,
         PATH_FIELD,
@@ -168,17 +185,17 @@ fn literal_segment_problem(text: &str, ends_output: bool) -> Option<spiffe::Spif
     None
 }
 
-/// Parses a template (a failure goes to `findings`, as upstream refuses it too) and refuses
-/// fields its data never offers (to `own`): upstream would only fail when rendering (`can't
-/// evaluate field ...`), which for these fields is every time.
+/// Takes a template's parse (a failure goes to `findings`, as upstream refuses it too) and
+/// refuses fields its data never offers (to `own`): upstream would only fail when rendering
+/// (`can't evaluate field ...`), which for these fields is every time.
 fn parse_checked(
-    source: &str,
+    parsed: Result<Template, TemplateError>,
     field: &str,
     offered: &[&str],
     findings: &mut Findings,
     own: &mut Findings,
 ) -> Option<Template> {
-    let template = match parse_template(source) {
+    let template = match parsed {
         Ok(template) => template,
         Err(message) => {
             findings.invalid(field, message.to_string());
