@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use crate::api::{MeshIdentity, PodInfo, WORKLOAD_LABEL};
 use crate::cluster::ClusterView;
 use crate::config::{Enforcement, Settings};
@@ -160,30 +162,19 @@ fn scan(
     let mut budget = Budget::new(REVIEW_RENDER_STEPS);
     let mut checked = 0;
     // Pods of one group differ only by name, which nothing below reads but to name them: their
-    // standing, and without `label` calls their rendered ID, is worked out once per group.
-    let mut standing: Vec<Option<Standing>> = vec![None; view.pod_group_bound()];
-    let mut group_outcome: Vec<Option<Result<(), SpiffeIdError>>> = vec![
-        None;
-        if reads_other_labels {
-            0
-        } else {
-            standing.len()
-        }
-    ];
+    // standing, and without `label` calls their rendered ID, is worked out once per group. Kept
+    // by the groups met rather than indexed by every group of the cluster, so a review that
+    // selects a few pods costs no more in a large cluster.
+    let mut standing: FxHashMap<usize, Standing> = FxHashMap::default();
+    let mut group_outcome: FxHashMap<usize, Result<(), SpiffeIdError>> = FxHashMap::default();
     for (pod, group) in pods_that_may_match(candidate, view) {
         if budget.remaining() == 0 {
             breakage.budget_spent_after = Some(checked);
             break;
         }
-        let known = standing.get(group).copied().flatten();
-        let standing_now = known.unwrap_or_else(|| {
+        let standing_now = *standing.entry(group).or_insert_with(|| {
             standing_of(pod, candidate, &ranking, needs_workload, view, settings)
         });
-        if known.is_none() {
-            if let Some(slot) = standing.get_mut(group) {
-                *slot = Some(standing_now);
-            }
-        }
         match standing_now {
             Standing::Unaffected => continue,
             Standing::NoWorkload => {
@@ -196,7 +187,7 @@ fn scan(
         let outcome = if reads_other_labels {
             let dataplane = DataplaneView::new(pod, view, settings);
             render_and_check(path, trust_domain, &dataplane, &mut budget)
-        } else if let Some(Some(outcome)) = group_outcome.get(group) {
+        } else if let Some(outcome) = group_outcome.get(&group) {
             outcome.clone()
         } else {
             let dataplane = DataplaneView::new(pod, view, settings);
@@ -209,9 +200,7 @@ fn scan(
                 .entry(key)
                 .or_insert_with(|| render_and_check(path, trust_domain, &dataplane, &mut budget))
                 .clone();
-            if let Some(slot) = group_outcome.get_mut(group) {
-                *slot = Some(outcome.clone());
-            }
+            group_outcome.insert(group, outcome.clone());
             outcome
         };
         if let Err(reason) = outcome {
