@@ -3,7 +3,7 @@
 //! would drive the reader's terminal. JSON escapes them by itself; the text format here escapes
 //! every control character in every field and message.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 
 use tracing::field::{Field, Visit};
@@ -58,37 +58,52 @@ struct Escaping<'a, 'w> {
 impl Visit for Escaping<'_, '_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.result.is_ok() {
-            self.result = self.write(field.name(), &format!("{value:?}"));
+            self.result = self.write(field.name(), value);
         }
     }
 }
 
 impl Escaping<'_, '_> {
-    fn write(&mut self, name: &str, text: &str) -> fmt::Result {
+    fn write(&mut self, name: &str, value: &dyn fmt::Debug) -> fmt::Result {
         if !self.first {
             self.writer.write_char(' ')?;
         }
         self.first = false;
+        let mut out = EscapingWriter(&mut *self.writer);
         if name != "message" {
-            write_escaped(self.writer, name)?;
-            self.writer.write_char('=')?;
+            out.write_str(name)?;
+            out.0.write_char('=')?;
         }
-        write_escaped(self.writer, text)
+        // Formatted straight through the escaping writer: no string per field.
+        write!(out, "{value:?}")
+    }
+}
+
+/// A `fmt::Write` that passes text on with each control character as an escape (`\n`,
+/// `\u{1b}`), in runs rather than a character at a time.
+struct EscapingWriter<W>(W);
+
+impl<W: fmt::Write> fmt::Write for EscapingWriter<W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while let Some((at, c)) = rest.char_indices().find(|(_, c)| c.is_control()) {
+            self.0.write_str(&rest[..at])?;
+            match c {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c => write!(self.0, "\\u{{{:x}}}", u32::from(c))?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
     }
 }
 
 /// Writes `text` with each control character as an escape (`\n`, `\u{1b}`).
+#[cfg(test)]
 fn write_escaped(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
-    for c in text.chars() {
-        match c {
-            '\n' => out.write_str("\\n")?,
-            '\r' => out.write_str("\\r")?,
-            '\t' => out.write_str("\\t")?,
-            c if c.is_control() => write!(out, "\\u{{{:x}}}", u32::from(c))?,
-            c => out.write_char(c)?,
-        }
-    }
-    Ok(())
+    EscapingWriter(out).write_str(text)
 }
 
 #[cfg(test)]
