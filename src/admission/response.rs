@@ -151,13 +151,14 @@ pub fn refusal(http_status: u16, uid: &str, message: &str) -> Vec<u8> {
     serde_json::to_vec(&out).unwrap_or_default()
 }
 
-/// The patch as JSON written straight into base64: no copy of it grows with its size but the
-/// encoded text itself.
+/// The patch as JSON, then base64 in one pass. Streaming the JSON through a base64 writer kept
+/// one copy fewer, but paid the writer's bookkeeping on each of serde's small writes: a fifth
+/// of a mutation's CPU. The patch is bounded (the injector refuses pods with over 1 000
+/// containers), so the extra copy is too.
 fn encode_patch(patch: &json_patch::Patch) -> serde_json::Result<String> {
-    use base64::engine::general_purpose::STANDARD;
-    let mut encoder = base64::write::EncoderStringWriter::new(&STANDARD);
-    serde_json::to_writer(&mut encoder, patch)?;
-    Ok(encoder.into_inner())
+    use base64::Engine;
+    let json = serde_json::to_vec(patch)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(json))
 }
 
 #[cfg(test)]
