@@ -77,8 +77,33 @@ pub struct Unreadable {
     pub message: String,
 }
 
+/// The envelope read in one pass with its request's fields, for the body that is what it should
+/// be; anything else is read again by [`open_checked`] for the exact error.
+#[derive(Deserialize)]
+struct WellFormed<'a> {
+    #[serde(rename = "apiVersion", borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    request: RequestFields<'a>,
+}
+
 /// Reads the envelope and the request's fields; the objects are left raw.
 pub fn open(body: &[u8]) -> Result<RequestFields<'_>, Unreadable> {
+    // The request is read once here instead of being delimited first and read second: a third
+    // fewer passes over a body that is mostly its objects.
+    match serde_json::from_slice::<WellFormed>(body) {
+        Ok(envelope) if envelope.api_version == API_VERSION && envelope.kind == REVIEW_KIND => {
+            Ok(envelope.request)
+        }
+        _ => open_checked(body),
+    }
+}
+
+/// [`open`] step by step: the envelope, then its request, each failure with its own message and
+/// whatever `uid` can be recovered.
+fn open_checked(body: &[u8]) -> Result<RequestFields<'_>, Unreadable> {
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| Unreadable {
         uid: recover_uid(body),
         message: format!("malformed AdmissionReview: {e}"),
