@@ -303,8 +303,44 @@ fn bench_audit(c: &mut Criterion) {
     });
 }
 
+/// The whole adapter of one HTTPS request, body bytes to response bytes, for the HTTPS bench's own
+/// bodies (`benches/https/`), beside the floor the bare server pays (parse the body as JSON, echo
+/// `request.uid`): the in-process share of the throughput ratio `benches/https/run.sh` measures.
+fn bench_adapter(c: &mut Criterion) {
+    use kuma_identity_webhook::admission::{self, Webhook};
+    let snapshot = cluster();
+    let settings = Settings::default();
+    for (name, webhook, file) in [
+        (
+            "adapter_meshidentity_review",
+            Webhook::ValidateMeshIdentity,
+            "meshidentity-review.json",
+        ),
+        ("adapter_mutate_pod", Webhook::MutatePod, "pod-review.json"),
+    ] {
+        let body = std::fs::read(format!("benches/https/{file}")).unwrap();
+        let reviewed = admission::review(webhook, &body, Some(&snapshot), &settings);
+        assert_eq!(reviewed.http_status, 200, "{name}");
+        c.bench_function(name, |b| {
+            b.iter(|| admission::review(webhook, black_box(&body), Some(&snapshot), &settings))
+        });
+        c.bench_function(&format!("{name}_bare_floor"), |b| {
+            b.iter(|| {
+                let review: Value = serde_json::from_slice(black_box(&body)).unwrap();
+                serde_json::to_vec(&json!({
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "response": {"uid": review["request"]["uid"], "allowed": true},
+                }))
+                .unwrap()
+            })
+        });
+    }
+}
+
 criterion_group!(
     benches,
+    bench_adapter,
     bench_meshidentity,
     bench_mutation,
     bench_pod_decision,
