@@ -4,7 +4,9 @@
 //! every control character in every field and message.
 
 use std::fmt::{self, Write as _};
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal};
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
@@ -18,7 +20,7 @@ pub fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(Arc::new(StderrLines::new()));
     match format {
         LogFormat::Text => builder
             .fmt_fields(EscapedFields)
@@ -26,6 +28,58 @@ pub fn init_logging(format: LogFormat) {
             .with_ansi(std::io::stderr().is_terminal())
             .init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Standard error for whole log lines, each written by one `write(2)` without a lock in this
+/// process. `std::io::stderr()` holds a mutex across the system call, so two workers logging at
+/// once made one of them sleep on it: under load, a futex wait and wake and two context
+/// switches for most requests. A line of at most `PIPE_BUF` bytes needs no lock: the kernel
+/// writes it to a pipe (a container's stderr) in one piece, and appends it to a file without
+/// overlapping another. Longer lines take a lock among themselves.
+struct StderrLines {
+    /// A duplicate of file descriptor 2 (same open file), or `None` if it could not be made.
+    fd: Option<std::fs::File>,
+    long_lines: Mutex<()>,
+}
+
+/// The largest write POSIX makes atomic on a pipe (Linux: 4 096 bytes).
+const PIPE_BUF: usize = 4096;
+
+impl StderrLines {
+    fn new() -> Self {
+        let fd = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .map(std::fs::File::from);
+        Self {
+            fd,
+            long_lines: Mutex::new(()),
+        }
+    }
+}
+
+impl io::Write for &StderrLines {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        self.write_all(line)?;
+        Ok(line.len())
+    }
+
+    /// tracing-subscriber hands each formatted event over in one call.
+    fn write_all(&mut self, line: &[u8]) -> io::Result<()> {
+        let Some(mut fd) = self.fd.as_ref() else {
+            return std::io::stderr().write_all(line);
+        };
+        if line.len() <= PIPE_BUF {
+            return fd.write_all(line);
+        }
+        let _turn = self.long_lines.lock();
+        fd.write_all(line)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 

@@ -28,25 +28,22 @@ impl Ranked<'_> {
 impl<'a> Ranking<'a> {
     /// Ranks `identities`, all of one mesh. Identities that select no dataplanes are left out.
     pub fn new(identities: impl IntoIterator<Item = &'a MeshIdentity>) -> Self {
-        let mut ordered: Vec<(String, Ranked<'a>)> = identities
+        let mut ordered: Vec<Ranked<'a>> = identities
             .into_iter()
             .filter_map(|identity| {
                 let match_labels = identity.dataplane_match_labels()?;
-                Some((
-                    identity.precedence_key(),
-                    Ranked {
-                        identity,
-                        match_labels,
-                    },
-                ))
+                Some(Ranked {
+                    identity,
+                    match_labels,
+                })
             })
             .collect();
-        ordered.sort_by(|(key_a, a), (key_b, b)| {
-            b.score().cmp(&a.score()).then_with(|| key_a.cmp(key_b))
+        ordered.sort_by(|a, b| {
+            b.score()
+                .cmp(&a.score())
+                .then_with(|| a.identity.precedence_cmp(b.identity))
         });
-        Self {
-            ordered: ordered.into_iter().map(|(_, ranked)| ranked).collect(),
-        }
+        Self { ordered }
     }
 
     /// The winner for `dataplane`, if any identity selects it. There is no fallback to a
@@ -94,6 +91,34 @@ mod tests {
         Ranking::new(identities)
             .winner(&dataplane)
             .map(|w| w.name().to_owned())
+    }
+
+    #[test]
+    fn precedence_compares_as_the_name_dot_namespace_keys_do() {
+        let of = |name: &str, namespace: &str| -> MeshIdentity {
+            serde_json::from_value(json!({"metadata": {"name": name, "namespace": namespace}}))
+                .unwrap()
+        };
+        let identities = [
+            of("a", "kuma-system"),
+            of("a-b", "kuma-system"),
+            of("a", "b.c"),
+            of("a.b", "c"),
+            of("ab", "c"),
+            of("a", "kuma"),
+            of("", "x"),
+        ];
+        for a in &identities {
+            for b in &identities {
+                assert_eq!(
+                    a.precedence_cmp(b),
+                    a.precedence_key().cmp(&b.precedence_key()),
+                    "{} vs {}",
+                    a.precedence_key(),
+                    b.precedence_key()
+                );
+            }
+        }
     }
 
     #[test]
