@@ -1,11 +1,11 @@
-//! Equal label sets, label strings and socket gaps of watched pods stored once.
+//! Equal label sets, strings and socket gaps of watched pods stored once.
 //!
-//! The pods of one workload carry the same labels, and lack the same parts of the SPIRE socket,
-//! so the live state hands out one shared copy of each; label sets that differ (a StatefulSet's
-//! pod names) still share their keys and values. Items no pod holds any more
-//! (an old `pod-template-hash` after a rollout) are dropped by a sweep whenever a table has
-//! doubled since its last one, so each table stays within twice the items in use and sweeping
-//! costs amortised constant time.
+//! The pods of one workload carry the same labels, run in one namespace as one service account,
+//! and lack the same parts of the SPIRE socket, so the live state hands out one shared copy of
+//! each; label sets that differ (a StatefulSet's pod names) still share their keys and values.
+//! Items no pod holds any more (an old `pod-template-hash` after a rollout) are dropped by a
+//! sweep whenever a table has doubled since its last one, so each table stays within twice the
+//! items in use and sweeping costs amortised constant time.
 
 use std::collections::HashSet;
 use std::hash::Hash;
@@ -64,8 +64,11 @@ pub(super) struct Interner {
 }
 
 impl Interner {
-    /// Makes `pod`'s labels, annotations and socket gap the shared copies.
+    /// Makes `pod`'s namespace, service account, labels, annotations and socket gap the shared
+    /// copies.
     pub(super) fn share(&mut self, pod: &mut PodInfo) {
+        pod.namespace = self.strings.share(&pod.namespace);
+        pod.service_account = self.strings.share(&pod.service_account);
         self.share_labels(&mut pod.labels);
         self.share_labels(&mut pod.annotations);
         if let Some(gap) = &mut pod.socket {
@@ -110,10 +113,13 @@ mod tests {
         interner.share(&mut a);
         interner.share(&mut b);
         assert_eq!(a, pod("web"));
-        assert_eq!(interner.len(), 2);
+        // "app", "web", and "default" (the namespace and the service account).
+        assert_eq!(interner.len(), 3);
         let value = |p: &PodInfo| p.labels.get("app").map(str::as_ptr);
         assert_eq!(value(&a), value(&b));
         assert!(a.labels.is_shared_with(&b.labels));
+        assert!(Arc::ptr_eq(&a.namespace, &b.namespace));
+        assert!(Arc::ptr_eq(&a.service_account, &b.service_account));
         // Pods that come and go leave the table bounded.
         for i in 0..10 * SWEEP_FLOOR {
             let mut gone = pod(&format!("app-{i}"));
