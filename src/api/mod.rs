@@ -12,7 +12,7 @@ pub use labels::*;
 pub use mesh::{Mesh, MeshServicesMode};
 pub use meshidentity::*;
 pub use pod::{string_map_at, NamespaceInfo, PodInfo, SocketGap};
-pub use pod_labels::{LabelLookup, PodLabels};
+pub use pod_labels::{LabelLookup, LabelPairs, PodLabels};
 
 /// The kinds this product reads: one place for their group, version, plural and scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -31,12 +31,14 @@ pub struct NamespaceInfo {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodInfo {
     pub name: String,
-    pub namespace: String,
+    /// Shareable: the live state holds one copy of each namespace's name for all its pods.
+    pub namespace: Arc<str>,
     pub labels: PodLabels,
     /// Only the [`READ_ANNOTATIONS`].
     pub annotations: PodLabels,
-    /// `spec.serviceAccountName`, `default` when absent (what the API server fills in).
-    pub service_account: String,
+    /// `spec.serviceAccountName`, `default` when absent (what the API server fills in). Shared
+    /// like the namespace: a workload's pods run as one account.
+    pub service_account: Arc<str>,
     /// What the SPIRE socket injection would still add to this pod, were it on; `None` when
     /// nothing (or when read from an object without its spec, as admission decisions do).
     /// Filled when a stored pod is decoded (`cluster::Object`), for the audit. Shared: the pods
@@ -73,12 +75,10 @@ impl PodInfo {
             namespace: text("/metadata/namespace")
                 .or(namespace_fallback.filter(|s| !s.is_empty()))
                 .unwrap_or("default")
-                .to_owned(),
+                .into(),
             labels: string_map("/metadata/labels").into(),
             annotations: read_annotations(pod),
-            service_account: text("/spec/serviceAccountName")
-                .unwrap_or("default")
-                .to_owned(),
+            service_account: text("/spec/serviceAccountName").unwrap_or("default").into(),
             socket: None,
         }
     }

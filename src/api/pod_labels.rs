@@ -1,17 +1,21 @@
 //! A pod's labels in the compact form the live state holds by the tens of thousands.
 //!
 //! A `BTreeMap<String, String>` costs a 500-byte node plus two allocations per label for every
-//! pod, while the pods of one workload carry the same keys and values: here a pod holds one
-//! sorted slice of shared strings, and the live state hands equal strings out once.
+//! pod, while the pods of one workload carry the same labels: here a pod holds a pointer to one
+//! sorted slice of shared strings, and the live state hands out each distinct slice (and each
+//! distinct string) once, so a Deployment's replicas hold one copy of their labels between them.
 
 use std::sync::Arc;
 
 use super::labels::Labels;
 
-/// Labels sorted by key (the order a `BTreeMap` gives, so listing them reads the same), each
-/// string shareable with other pods.
+/// Labels sorted by key (the order a `BTreeMap` gives, so listing them reads the same), the
+/// whole slice and each string shareable with other pods.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct PodLabels(Box<[(Arc<str>, Arc<str>)]>);
+pub struct PodLabels(Arc<LabelPairs>);
+
+/// The key and value of each label, in key order.
+pub type LabelPairs = [(Arc<str>, Arc<str>)];
 
 impl PodLabels {
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -41,13 +45,22 @@ impl PodLabels {
             .collect()
     }
 
-    /// Replaces every string with the one `shared` returns for it (an equal one other pods
-    /// hold already), so equal keys and values are stored once.
-    pub fn share_strings(&mut self, mut shared: impl FnMut(&Arc<str>) -> Arc<str>) {
-        for (key, value) in self.0.iter_mut() {
-            *key = shared(key);
-            *value = shared(value);
+    /// Replaces the labels with the equal ones `shared` returns for them (a copy other pods hold
+    /// already), so equal label sets are stored once. Anything but an equal copy is ignored: the
+    /// labels stay what they were.
+    pub fn share(&mut self, shared: impl FnOnce(&Arc<LabelPairs>) -> Arc<LabelPairs>) {
+        let shared = shared(&self.0);
+        if shared == self.0 {
+            self.0 = shared;
         }
+    }
+}
+
+#[cfg(test)]
+impl PodLabels {
+    /// Whether both hold the one copy of their labels.
+    pub(crate) fn is_shared_with(&self, other: &PodLabels) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -103,18 +116,14 @@ mod tests {
     }
 
     #[test]
-    fn shared_strings_keep_the_labels_equal() {
-        let one: Arc<str> = Arc::from("1");
-        let mut labels = PodLabels::from(Labels::from([("a".to_owned(), "1".to_owned())]));
+    fn only_an_equal_copy_is_shared() {
+        let one = |value: &str| PodLabels::from(Labels::from([("a".to_owned(), value.to_owned())]));
+        let (mut labels, copy) = (one("1"), one("1"));
+        labels.share(|_| copy.0.clone());
+        assert!(Arc::ptr_eq(&labels.0, &copy.0));
         let before = labels.clone();
-        labels.share_strings(|s| {
-            if s.as_ref() == "1" {
-                one.clone()
-            } else {
-                s.clone()
-            }
-        });
+        labels.share(|_| one("2").0);
         assert_eq!(labels, before);
-        assert!(Arc::ptr_eq(&labels.0[0].1, &one));
+        assert!(Arc::ptr_eq(&labels.0, &copy.0));
     }
 }

@@ -131,7 +131,7 @@ fn walk<'v>(
 ) {
     let mut memo: Vec<Option<Assessed>> = vec![None; view.pod_group_bound().min(MEMO_ENTRIES)];
     for (pod, group) in view.pods_grouped() {
-        if namespace.is_some_and(|ns| pod.namespace != ns) || !is_meshed(pod, view) {
+        if namespace.is_some_and(|ns| &*pod.namespace != ns) || !is_meshed(pod, view) {
             continue;
         }
         let assessed = match memo.get_mut(group) {
@@ -220,7 +220,7 @@ fn to_rows(
     found
         .into_iter()
         .map(|(finding, message)| Row {
-            namespace: pod.namespace.clone(),
+            namespace: pod.namespace.to_string(),
             pod: pod.name.clone(),
             identity: identity.clone(),
             finding,

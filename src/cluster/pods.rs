@@ -255,7 +255,7 @@ impl Positions {
     fn get(&self, pods: &[Arc<PodInfo>], namespace: &str, name: &str) -> Option<usize> {
         let is_it = |p: usize| {
             pods.get(p)
-                .is_some_and(|pod| pod.namespace == namespace && pod.name == name)
+                .is_some_and(|pod| &*pod.namespace == namespace && pod.name == name)
         };
         match self.by_hash.get(&self.hash(namespace, name)) {
             Some(&p) if is_it(p) => Some(p),
@@ -353,9 +353,9 @@ mod tests {
         let mut pods = Pods::default();
         pods.upsert(pod("a", "1", "web"));
         let mut newer = PodInfo::clone(&pod("a", "1", "web"));
-        newer.service_account = "web".to_owned();
+        newer.service_account = "web".into();
         pods.upsert(Arc::new(newer));
-        let all: Vec<&str> = pods.iter().map(|p| p.service_account.as_str()).collect();
+        let all: Vec<&str> = pods.iter().map(|p| p.service_account.as_ref()).collect();
         assert_eq!(all, ["web"]);
         assert_eq!(labelled(&pods, "web"), ["a/1"]);
     }

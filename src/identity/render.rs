@@ -141,8 +141,8 @@ pub fn render_path_within(
 ) -> Result<String, gotemplate::ExecError> {
     let fields = [
         ("TrustDomain", trust_domain),
-        ("Namespace", dataplane.pod.namespace.as_str()),
-        ("ServiceAccount", dataplane.pod.service_account.as_str()),
+        ("Namespace", dataplane.pod.namespace.as_ref()),
+        ("ServiceAccount", dataplane.pod.service_account.as_ref()),
         ("Workload", dataplane.workload.unwrap_or_default()),
     ];
     template.execute_within(

@@ -192,8 +192,8 @@ fn scan(
         } else {
             let dataplane = DataplaneView::new(pod, view, settings);
             let key = (
-                pod.namespace.as_str(),
-                pod.service_account.as_str(),
+                pod.namespace.as_ref(),
+                pod.service_account.as_ref(),
                 dataplane.workload,
             );
             let outcome = rendered

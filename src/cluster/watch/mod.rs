@@ -8,6 +8,7 @@
 //! `410 Gone`, and refresh credentials as kube-rs does.
 
 mod intern;
+mod objects;
 mod observe;
 mod publish;
 mod resources;

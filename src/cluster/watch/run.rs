@@ -1,6 +1,5 @@
 //! One watch, followed for ever into its partition, under a supervisor.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,8 +11,9 @@ use kube::runtime::WatchStreamExt;
 use crate::metrics::Metrics;
 use crate::supervise::{supervise, Backoff};
 
+use super::objects::Objects;
 use super::resources::{task_name, Key, Resource};
-use super::store::{count, key_of, reduce, Change, Reduced, Shared};
+use super::store::{count, key_of, reduce, Change, Shared};
 
 /// Runs the watch `run` makes for partition `index` under a supervisor. While the watch is down
 /// its data ages like a failing watch's, so readiness goes once that has lasted past the
@@ -56,7 +56,7 @@ pub(super) async fn run_watch(
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
 ) {
-    let mut relist: Option<HashMap<Key, Reduced>> = None;
+    let mut relist: Option<Objects> = None;
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
@@ -73,7 +73,7 @@ pub(super) async fn run_watch(
         // Decoded before taking the lock: the lock is shared by every watch.
         let change = match event {
             Event::Init => {
-                relist = Some(HashMap::new());
+                relist = Some(Objects::default());
                 continue;
             }
             Event::InitApply(object) => {
@@ -81,7 +81,7 @@ pub(super) async fn run_watch(
                 match reduce(resource, object, &shared.interner) {
                     Ok(reduced) => {
                         if let Some(buffer) = relist.as_mut() {
-                            buffer.insert(key, reduced);
+                            buffer.insert(reduced);
                         }
                     }
                     Err(e) => decode_failed(&metrics, resource, &key, &e),
@@ -92,7 +92,7 @@ pub(super) async fn run_watch(
             Event::Apply(object) => {
                 let key = key_of(&object);
                 match reduce(resource, object, &shared.interner) {
-                    Ok(reduced) => Change::Apply(key, reduced),
+                    Ok(reduced) => Change::Apply(reduced),
                     Err(e) => {
                         decode_failed(&metrics, resource, &key, &e);
                         Change::Remove(key)

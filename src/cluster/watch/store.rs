@@ -1,16 +1,15 @@
 //! The objects the watches have seen and each watch's health, partitioned by watch.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::api::DynamicObject;
 
-use crate::api::{Mesh, MeshIdentity, NamespaceInfo, PodInfo};
 use crate::cluster::{Object, Snapshot};
 
 use super::intern::Interner;
+use super::objects::{Objects, Reduced};
 use super::resources::{Key, Resource, Scope};
 
 /// A watch connection the API server has kept open this long counts as recovery, and one that
@@ -61,7 +60,7 @@ impl WatchHealth {
 /// (re-)list replaces only what that watch covers, and readiness needs every partition synced.
 pub(super) struct Partition {
     pub(super) scope: Scope,
-    pub(super) objects: HashMap<Key, Reduced>,
+    pub(super) objects: Objects,
     pub(super) health: WatchHealth,
 }
 
@@ -104,37 +103,14 @@ impl Shared {
     }
 }
 
-/// A reduced object, ready to store. Everything but pods is boxed: they are few, and pods make
-/// up most of the store, so the entry stays two words.
-pub(super) enum Reduced {
-    Mesh(Box<Mesh>),
-    Identity(Box<MeshIdentity>),
-    Namespace(Box<NamespaceInfo>),
-    Pod(Arc<PodInfo>),
-}
-
-impl Reduced {
-    /// Adds this object to `live`, or replaces its previous version there.
-    fn apply_to(&self, live: &mut Snapshot) {
-        match self {
-            Reduced::Mesh(mesh) => live.insert(Object::Mesh(mesh.clone())),
-            Reduced::Identity(identity) => live.insert(Object::MeshIdentity(identity.clone())),
-            Reduced::Namespace(namespace) => {
-                live.insert(Object::Namespace(NamespaceInfo::clone(namespace)))
-            }
-            Reduced::Pod(pod) => live.upsert_pod(pod.clone()),
-        }
-    }
-}
-
 /// One change a watch brings to its partition.
 pub(super) enum Change {
-    /// The object of this key is now this one.
-    Apply(Key, Reduced),
+    /// This object replaces the one of its namespace and name (if any).
+    Apply(Reduced),
     /// The object of this key is gone (deleted, or its new version does not decode).
     Remove(Key),
     /// A (re-)list ended with these objects: they replace everything the watch held.
-    Relisted(HashMap<Key, Reduced>),
+    Relisted(Objects),
 }
 
 impl Partition {
@@ -142,7 +118,7 @@ impl Partition {
     pub(super) fn new(scope: Scope, now: Instant) -> Self {
         Self {
             scope,
-            objects: HashMap::new(),
+            objects: Objects::default(),
             health: WatchHealth {
                 synced: false,
                 last_success: now,
@@ -157,20 +133,21 @@ impl Partition {
     pub(super) fn apply(&mut self, change: Change, live: &mut Snapshot) {
         let kind = self.scope.resource;
         match change {
-            Change::Apply(key, reduced) => {
+            Change::Apply(reduced) => {
                 reduced.apply_to(live);
-                self.objects.insert(key, reduced);
+                self.objects.insert(reduced);
             }
-            Change::Remove(key) => {
-                live.remove(kind, &key.0, &key.1);
-                self.objects.remove(&key);
+            Change::Remove((namespace, name)) => {
+                live.remove(kind, &namespace, &name);
+                self.objects.remove(&namespace, &name);
             }
             Change::Relisted(listed) => {
                 let old = std::mem::replace(&mut self.objects, listed);
-                for (namespace, name) in old.keys().filter(|k| !self.objects.contains_key(*k)) {
+                let gone = old.iter().map(Reduced::key);
+                for (namespace, name) in gone.filter(|(ns, n)| !self.objects.contains(ns, n)) {
                     live.remove(kind, namespace, name);
                 }
-                for reduced in self.objects.values() {
+                for reduced in self.objects.iter() {
                     reduced.apply_to(live);
                 }
                 self.health.synced = true;
@@ -221,13 +198,12 @@ pub(super) fn count(partitions: &[Partition], resource: Resource) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::Kind;
+    use crate::api::{Kind, PodInfo};
     use serde_json::json;
 
-    fn pod(name: &str, app: &str) -> (Key, Reduced) {
+    fn pod(name: &str, app: &str) -> Reduced {
         let json = json!({"metadata": {"name": name, "namespace": "shop", "labels": {"app": app}}});
-        let key = ("shop".to_owned(), name.to_owned());
-        (key, Reduced::Pod(Arc::new(PodInfo::from_json(&json, None))))
+        Reduced::Pod(Arc::new(PodInfo::from_json(&json, None)))
     }
 
     /// The live snapshot follows every change, and a re-list removes what it no longer lists.
@@ -242,18 +218,18 @@ mod tests {
             now,
         );
         let mut live = Snapshot::default();
-        let listed: HashMap<Key, Reduced> = [pod("a", "web"), pod("b", "web"), pod("c", "db")]
+        let listed: Objects = [pod("a", "web"), pod("b", "web"), pod("c", "db")]
             .into_iter()
             .collect();
         partition.apply(Change::Relisted(listed), &mut live);
         assert!(partition.health.synced);
         assert_eq!(live.names_labelled_app("web"), ["a", "b"]);
-        let (key, reduced) = pod("a", "db");
-        partition.apply(Change::Apply(key, reduced), &mut live);
-        partition.apply(Change::Remove(pod("c", "db").0), &mut live);
+        partition.apply(Change::Apply(pod("a", "db")), &mut live);
+        let key = ("shop".to_owned(), "c".to_owned());
+        partition.apply(Change::Remove(key), &mut live);
         assert_eq!(live.names_labelled_app("web"), ["b"]);
         assert_eq!(live.names_labelled_app("db"), ["a"]);
-        let relisted: HashMap<Key, Reduced> = [pod("b", "db")].into_iter().collect();
+        let relisted: Objects = [pod("b", "db")].into_iter().collect();
         partition.apply(Change::Relisted(relisted), &mut live);
         assert_eq!(live.pod_count(), 1);
         assert_eq!(partition.objects.len(), 1);
