@@ -68,12 +68,13 @@ impl<'de> Visitor<'de> for Level<'_> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
-            let through: Vec<Prune> = self
-                .rules
-                .iter()
-                .filter(|rule| rule.path.get(self.depth) == Some(&key.as_str()))
-                .copied()
-                .collect();
+            let leads_here = |rule: &&Prune| rule.path.get(self.depth) == Some(&key.as_str());
+            // Most keys lead to no rule: those are decoded whole without collecting anything.
+            if !self.rules.iter().any(|rule| leads_here(&rule)) {
+                object.insert(key, map.next_value::<Value>()?);
+                continue;
+            }
+            let through: Vec<Prune> = self.rules.iter().filter(leads_here).copied().collect();
             let here = through
                 .iter()
                 .find(|rule| rule.path.len() == self.depth + 1);
@@ -87,7 +88,6 @@ impl<'de> Visitor<'de> for Level<'_> {
                     depth: self.depth + 1,
                     only: Some(keep),
                 })?,
-                None if through.is_empty() => map.next_value::<Value>()?,
                 None => map.next_value_seed(Level {
                     rules: &through,
                     depth: self.depth + 1,

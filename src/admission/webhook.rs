@@ -98,7 +98,20 @@ impl Webhook {
                     action: Action::Only(&["serviceAccountName"]),
                 },
             ],
-            Self::MutatePod => &[MANAGED_FIELDS, STATUS],
+            // The injector reads the switch (labels, annotations) and the containers and
+            // volumes it patches; a pod's other fields (often most of it: probes, resources,
+            // affinity) are never built.
+            Self::MutatePod => &[
+                STATUS,
+                Prune {
+                    path: &["metadata"],
+                    action: Action::Only(&["labels", "annotations"]),
+                },
+                Prune {
+                    path: &["spec"],
+                    action: Action::Only(&["containers", "initContainers", "volumes"]),
+                },
+            ],
         }
     }
 
