@@ -35,6 +35,8 @@ start_webhook() {
   pids+=($!)
   for _ in $(seq 300); do curl -sf --cacert certs/ca.crt https://localhost:$2/readyz >/dev/null && break; sleep 0.2; done
   curl -sf --cacert certs/ca.crt https://localhost:$2/readyz >/dev/null || { echo "$1 did not get ready" >&2; exit 1; }
+  # A server left over on the port answers readyz too; this one must be alive to be measured.
+  kill -0 "${pids[-1]}" 2>/dev/null || { echo "$1 exited (port $2 taken?): $(tail -1 "$4")" >&2; exit 1; }
 }
 start_webhook ./target/release/kuma-identity-webhook $port $admin_port /tmp/kiw-bench-server.log
 mi=validate-kuma-io-v1alpha1-meshidentity
@@ -64,23 +66,33 @@ rate() {
 }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 echo "$pods pods, $identities MeshIdentities, ${seconds}s a measurement"
+# The servers measured in a round, in the order of the first round; later rounds rotate it, so
+# no server always runs first or last (two copies of one binary then measure alike: medians
+# 0.59 and 0.58, 0.62 and 0.63).
+servers="bare:$bare_port: hook:$port:?timeout=10s"
+if [ -n "${BASELINE:-}" ]; then servers="$servers baseline:$base_port:?timeout=10s"; fi
+read -ra order <<<"$servers"
 for round in $(seq "$rounds"); do
   line="round $round:"
   for endpoint in $mi:meshidentity-review.json mutate-v1-pod:pod-review.json; do
     path=${endpoint%%:*} body=benches/https/${endpoint##*:}
-    bare=$(rate "https://localhost:$bare_port/$path" "$body")
-    hook=$(rate "https://localhost:$port/$path?timeout=10s" "$body")
-    r=$(ratio "$hook" "$bare")
+    declare -A got=()
+    for server in "${order[@]}"; do
+      IFS=: read -r name server_port query <<<"$server"
+      got[$name]=$(rate "https://localhost:$server_port/$path$query" "$body")
+    done
+    r=$(ratio "${got[hook]}" "${got[bare]}")
     echo "$path $r" >>"$work/ratios"
-    line="$line /$path $hook vs bare $bare req/s (ratio $r)"
+    line="$line /$path ${got[hook]} vs bare ${got[bare]} req/s (ratio $r)"
     if [ -n "${BASELINE:-}" ]; then
-      base=$(rate "https://localhost:$base_port/$path?timeout=10s" "$body")
-      echo "$path(baseline) $(ratio "$base" "$bare")" >>"$work/ratios"
-      line="$line, baseline $base req/s (ratio $(ratio "$base" "$bare"))"
+      echo "$path(baseline) $(ratio "${got[baseline]}" "${got[bare]}")" >>"$work/ratios"
+      line="$line, baseline ${got[baseline]} req/s (ratio $(ratio "${got[baseline]}" "${got[bare]}"))"
     fi
     line="$line;"
+    unset got
   done
-  echo "$line"
+  echo "$line (order: ${order[*]%%:*})"
+  order=("${order[@]:1}" "${order[0]}")
 done
 python3 - "$work/ratios" <<'PY'
 import statistics, sys
