@@ -58,6 +58,11 @@ pub struct SocketGap {
 }
 
 impl PodInfo {
+    /// `namespace/name`, the way messages name a pod.
+    pub fn display_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
     /// Reads the fields decisions need from raw pod JSON. Missing or mistyped fields fall back to
     /// empty values; `namespace_fallback` covers `generateName` pods whose object has none yet.
     pub fn from_json(pod: &Value, namespace_fallback: Option<&str>) -> Self {

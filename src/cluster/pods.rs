@@ -320,7 +320,7 @@ mod tests {
 
     fn labelled(pods: &Pods, app: &str) -> Vec<String> {
         pods.labelled("app", app)
-            .map(|(p, _)| format!("{}/{}", p.namespace, p.name))
+            .map(|(p, _)| p.display_name())
             .collect()
     }
 

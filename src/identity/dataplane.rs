@@ -75,11 +75,6 @@ impl<'a> DataplaneView<'a> {
         }
         labels
     }
-
-    /// `namespace/name`, the way messages name a pod.
-    pub fn display_name(&self) -> String {
-        format!("{}/{}", self.pod.namespace, self.pod.name)
-    }
 }
 
 /// The mesh of a pod: its `kuma.io/mesh` label, else its namespace's, else `default`.

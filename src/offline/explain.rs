@@ -109,7 +109,7 @@ pub fn explain(
         Some(denial) => Err(denial.message.clone()),
     };
     Explanation {
-        pod: format!("{}/{}", pod.namespace, pod.name),
+        pod: pod.display_name(),
         mesh: dataplane.mesh.to_owned(),
         mesh_source,
         meshed: is_meshed(&pod, view),

@@ -178,7 +178,7 @@ fn scan(
         match standing_now {
             Standing::Unaffected => continue,
             Standing::NoWorkload => {
-                breakage.missing_workload.push(display_name(pod));
+                breakage.missing_workload.push(pod.display_name());
                 continue;
             }
             Standing::Renders => {}
@@ -206,7 +206,7 @@ fn scan(
         if let Err(reason) = outcome {
             breakage
                 .unrenderable
-                .push((display_name(pod), reason.to_string()));
+                .push((pod.display_name(), reason.to_string()));
         }
     }
     breakage
@@ -247,11 +247,6 @@ fn standing_of(
     } else {
         Standing::Renders
     }
-}
-
-/// `namespace/name`, the way messages name a pod.
-fn display_name(pod: &PodInfo) -> String {
-    format!("{}/{}", pod.namespace, pod.name)
 }
 
 /// The pods worth looking at: those carrying one of the selector's own pod labels when it has
