@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::api::{Kind, Labels, Mesh, MeshIdentity, NamespaceInfo, PodInfo};
 
 use crate::gotemplate::Template;
-use crate::identity::render::{parse_template, ParsedTemplates, TemplateError};
+use crate::identity::render::{ParsedTemplates, TemplateError};
 
 use super::object::Object;
 use super::pods::Pods;
@@ -95,34 +95,25 @@ impl Snapshot {
 
     /// Replaces the identity of the same name and namespace, in whichever mesh it was.
     fn upsert_identity(&mut self, identity: MeshIdentity) {
-        let parse = |source: &str| {
-            self.parsed_templates
-                .get(source)
-                .cloned()
-                .unwrap_or_else(|| parse_template(source))
-        };
         let templates = Arc::new(ParsedTemplates {
-            trust_domain: parse(identity.trust_domain_template()),
-            path: parse(identity.path_template()),
+            trust_domain: self.template(identity.trust_domain_template()),
+            path: self.template(identity.path_template()),
         });
+        let replaced = self.drop_identity(identity.namespace(), identity.name());
         let stored = StoredIdentity {
             templates,
             identity,
         };
-        if self.drop_identity(stored.identity.namespace(), stored.identity.name()) {
+        if !replaced {
+            index_templates_of(&stored, Arc::make_mut(&mut self.parsed_templates));
+        }
+        self.identities
+            .entry(stored.identity.mesh().to_owned())
+            .or_default()
+            .push(stored);
+        if replaced {
             // The replaced identity's templates may be nobody's now.
-            self.identities
-                .entry(stored.identity.mesh().to_owned())
-                .or_default()
-                .push(stored);
             self.index_templates();
-        } else {
-            let index = Arc::make_mut(&mut self.parsed_templates);
-            index_templates_of(&stored, index);
-            self.identities
-                .entry(stored.identity.mesh().to_owned())
-                .or_default()
-                .push(stored);
         }
     }
 
@@ -251,6 +242,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::render::parse_template;
     use serde_json::json;
 
     fn pod(name: &str, app: &str) -> PodInfo {

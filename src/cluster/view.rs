@@ -5,7 +5,7 @@
 
 use crate::api::{Labels, Mesh, MeshIdentity, PodInfo};
 use crate::gotemplate::Template;
-use crate::identity::render::{ParsedTemplates, TemplateError};
+use crate::identity::render::{parse_template, ParsedTemplates, TemplateError};
 
 /// Lookups decisions need. Implementations must answer from memory: no call may reach the
 /// Kubernetes API while an admission request is being handled.
@@ -19,6 +19,13 @@ pub trait ClusterView: Send + Sync {
     /// `source` as parsed, when a stored identity has a template of exactly this text (what
     /// parsing it again would give).
     fn parsed_template(&self, source: &str) -> Option<&Result<Template, TemplateError>>;
+    /// `source` parsed: a stored identity's parse of the same text when there is one, else
+    /// parsed now.
+    fn template(&self, source: &str) -> Result<Template, TemplateError> {
+        self.parsed_template(source)
+            .cloned()
+            .unwrap_or_else(|| parse_template(source))
+    }
     fn namespace_labels(&self, namespace: &str) -> Option<&Labels>;
     /// Every known pod.
     fn pods(&self) -> Box<dyn Iterator<Item = &PodInfo> + '_>;

@@ -7,7 +7,7 @@ use crate::cluster::ClusterView;
 use crate::config::Settings;
 use crate::gotemplate::Template;
 use crate::identity::render::{
-    parse_template, render_trust_domain, TemplateError, PATH_FIELDS, TRUST_DOMAIN_FIELDS,
+    render_trust_domain, TemplateError, PATH_FIELDS, TRUST_DOMAIN_FIELDS,
 };
 use crate::identity::spiffe::{self, is_path_segment_char, is_trust_domain_char};
 
@@ -36,15 +36,10 @@ pub fn check_templates(
     findings: &mut Findings,
 ) -> CheckedTemplates {
     let mut own = Findings::default();
-    let parse = |source: &str| {
-        view.parsed_template(source)
-            .cloned()
-            .unwrap_or_else(|| parse_template(source))
-    };
-    let trust_domain_parsed = parse(identity.trust_domain_template());
+    let trust_domain_parsed = view.template(identity.trust_domain_template());
     let trust_domain =
         check_trust_domain(identity, trust_domain_parsed, settings, findings, &mut own);
-    let path_parsed = parse(identity.path_template());
+    let path_parsed = view.template(identity.path_template());
     let path = check_path(identity.path_template(), path_parsed, findings, &mut own);
     CheckedTemplates {
         trust_domain,
@@ -226,6 +221,7 @@ fn parse_checked(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::render::parse_template;
     use crate::identity::spiffe::SpiffeError::{DotSegment, EmptySegment, TrailingSlash};
 
     fn problem(path: &str) -> Option<(String, spiffe::SpiffeError)> {
