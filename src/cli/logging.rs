@@ -154,12 +154,6 @@ impl<W: fmt::Write> fmt::Write for EscapingWriter<W> {
     }
 }
 
-/// Writes `text` with each control character as an escape (`\n`, `\u{1b}`).
-#[cfg(test)]
-fn write_escaped(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
-    EscapingWriter(out).write_str(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,7 +161,9 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         let mut out = String::new();
-        write_escaped(&mut out, "web\nINFO forged\u{1b}[31mred\u{7f}\tok é").unwrap();
+        EscapingWriter(&mut out)
+            .write_str("web\nINFO forged\u{1b}[31mred\u{7f}\tok é")
+            .unwrap();
         assert_eq!(out, "web\\nINFO forged\\u{1b}[31mred\\u{7f}\\tok é");
     }
 }

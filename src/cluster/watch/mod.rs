@@ -102,7 +102,7 @@ mod tests {
     use super::*;
     use crate::api::Kind;
     use crate::cluster::Snapshot;
-    use resources::{watch_target, Scope};
+    use resources::watch_target;
 
     fn target(uri: &str) -> Option<(Resource, Option<String>)> {
         let uri: http::Uri = uri.parse().ok()?;
@@ -137,13 +137,7 @@ mod tests {
     #[tokio::test]
     async fn a_watch_that_ends_is_restarted_and_readiness_follows() {
         let now = Instant::now();
-        let mut partition = Partition::new(
-            Scope {
-                resource: Kind::Pod,
-                namespace: None,
-            },
-            now,
-        );
+        let mut partition = Partition::all_pods(now);
         partition.health.synced = true;
         let shared = Arc::new(Shared::new(vec![partition]));
         let state = Arc::new(StateHandle::default());

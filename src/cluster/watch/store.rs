@@ -113,6 +113,20 @@ pub(super) enum Change {
     Relisted(Objects),
 }
 
+#[cfg(test)]
+impl Partition {
+    /// A fresh partition watching pods in every namespace, as the tests use it.
+    pub(super) fn all_pods(now: Instant) -> Self {
+        Self::new(
+            Scope {
+                resource: crate::api::Kind::Pod,
+                namespace: None,
+            },
+            now,
+        )
+    }
+}
+
 impl Partition {
     /// A partition for `scope` that has seen nothing yet.
     pub(super) fn new(scope: Scope, now: Instant) -> Self {
@@ -198,7 +212,7 @@ pub(super) fn count(partitions: &[Partition], resource: Resource) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Kind, PodInfo};
+    use crate::api::PodInfo;
     use serde_json::json;
 
     fn pod(name: &str, app: &str) -> Reduced {
@@ -210,13 +224,7 @@ mod tests {
     #[test]
     fn the_live_snapshot_follows_changes_and_relists() {
         let now = Instant::now();
-        let mut partition = Partition::new(
-            Scope {
-                resource: Kind::Pod,
-                namespace: None,
-            },
-            now,
-        );
+        let mut partition = Partition::all_pods(now);
         let mut live = Snapshot::default();
         let listed: Objects = [pod("a", "web"), pod("b", "web"), pod("c", "db")]
             .into_iter()
