@@ -41,8 +41,21 @@ impl HeadScan {
     /// Advances over `bytes`; `Err(n)` when the head ends with the `n`th byte (1-based), the
     /// rest being body or the next request.
     pub fn feed_all(mut self, bytes: &[u8]) -> Result<Self, usize> {
-        for (index, &byte) in bytes.iter().enumerate() {
-            self = self.feed(byte).ok_or(index + 1)?;
+        let mut at = 0;
+        while let Some(rest) = bytes.get(at..).filter(|rest| !rest.is_empty()) {
+            // Inside a line only its end changes anything: finding it beats stepping through a
+            // state machine byte by byte (a tenth of the instructions on every request head).
+            let skipped = match self {
+                Self::InLine => match rest.iter().position(|&byte| byte == b'\n') {
+                    Some(skipped) => skipped,
+                    None => return Ok(self),
+                },
+                _ => 0,
+            };
+            at += skipped;
+            let byte = rest.get(skipped).copied().unwrap_or_default();
+            self = self.feed(byte).ok_or(at + 1)?;
+            at += 1;
         }
         Ok(self)
     }
@@ -81,7 +94,39 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(end(text), want, "{:?}", String::from_utf8_lossy(text));
+            assert_eq!(
+                byte_by_byte(text),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+            // Split into two reads anywhere, the head ends at the same byte.
+            for split in 0..=text.len() {
+                let (first, second) = text.split_at(split);
+                let split_end = match HeadScan::default().feed_all(first) {
+                    Err(n) => Some(n),
+                    Ok(scan) => scan.feed_all(second).err().map(|n| split + n),
+                };
+                assert_eq!(
+                    split_end,
+                    want,
+                    "{:?} at {split}",
+                    String::from_utf8_lossy(text)
+                );
+            }
         }
+    }
+
+    /// Where the head ends, one [`HeadScan::feed`] at a time.
+    fn byte_by_byte(text: &[u8]) -> Option<usize> {
+        let mut scan = HeadScan::default();
+        for (index, &byte) in text.iter().enumerate() {
+            scan = match scan.feed(byte) {
+                Some(next) => next,
+                None => return Some(index + 1),
+            };
+        }
+        None
     }
 
     /// The same verdicts whatever the reads' boundaries.
@@ -89,18 +134,7 @@ mod tests {
     fn byte_at_a_time_agrees_with_whole_reads() {
         let text = b"\r\nPOST /x HTTP/1.1\nContent-Length: 2\r\n\nab";
         let whole = end(text);
-        let mut scan = HeadScan::default();
-        let mut ended = None;
-        for (index, &byte) in text.iter().enumerate() {
-            match scan.feed(byte) {
-                Some(next) => scan = next,
-                None => {
-                    ended = Some(index + 1);
-                    break;
-                }
-            }
-        }
-        assert_eq!(ended, whole);
+        assert_eq!(byte_by_byte(text), whole);
         assert_eq!(whole, Some(text.len() - 2));
     }
 }
