@@ -96,8 +96,8 @@ fn decide_inner(pod: &Value, cfg: &InjectConfig) -> Result<InjectDecision, Denia
     let labels = opt_object(metadata, "labels", "metadata.labels")?.unwrap_or(&empty);
     let annotations =
         opt_object(metadata, "annotations", "metadata.annotations")?.unwrap_or(&empty);
-    let label = opt_str(labels, SPIRE_SUPPORT_KEY, &switch_path("labels"))?;
-    let annotation = opt_str(annotations, SPIRE_SUPPORT_KEY, &switch_path("annotations"))?;
+    let label = opt_str(labels, SPIRE_SUPPORT_KEY, switch_path("labels"))?;
+    let annotation = opt_str(annotations, SPIRE_SUPPORT_KEY, switch_path("annotations"))?;
     match optin::resolve(label, annotation, cfg.enabled_by_default)? {
         Effective::OffByDefault => return Ok(skip(SkipReason::Disabled, Vec::new())),
         Effective::OptedOut => return Ok(skip(SkipReason::OptedOut, Vec::new())),
@@ -120,8 +120,17 @@ fn is_mirror_pod(pod: &Value) -> bool {
         .is_some_and(|annotations| annotations.contains_key(MIRROR_ANNOTATION))
 }
 
-fn switch_path(map: &str) -> String {
-    format!("metadata.{map}[{SPIRE_SUPPORT_KEY}]")
+/// The switch's field in denial messages, written only when a denial needs it.
+fn switch_path(map: &str) -> impl std::fmt::Display + '_ {
+    SwitchPath(map)
+}
+
+struct SwitchPath<'a>(&'a str);
+
+impl std::fmt::Display for SwitchPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "metadata.{}[{SPIRE_SUPPORT_KEY}]", self.0)
+    }
 }
 
 fn to_decision(plan: plan::Plan) -> InjectDecision {

@@ -67,14 +67,32 @@ impl Target<'_> {
         }
     }
 
-    /// Dotted path used in denial messages, e.g. `spec.containers[1].env`.
-    fn field_path(&self, key: &str) -> String {
-        format!("spec.{}[{}].{}", self.list, self.index, key)
+    /// Dotted path used in denial messages, e.g. `spec.containers[1].env`; written only when a
+    /// denial needs it, not for every container planned.
+    fn field_path(&self, key: &'static str) -> FieldPath {
+        FieldPath {
+            list: self.list,
+            index: self.index,
+            key,
+        }
     }
 
-    /// Pointer tokens of the container itself.
-    fn tokens(&self) -> Vec<String> {
-        vec!["spec".into(), self.list.into(), self.index.to_string()]
+    /// Where the container is, as the pointer tokens after `spec`: its list and index.
+    fn position(&self) -> (&'static str, String) {
+        (self.list, self.index.to_string())
+    }
+}
+
+/// A field of a container, as denial messages name it.
+struct FieldPath {
+    list: &'static str,
+    index: usize,
+    key: &'static str,
+}
+
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "spec.{}[{}].{}", self.list, self.index, self.key)
     }
 }
 
@@ -163,7 +181,7 @@ pub(super) fn pointer<S: AsRef<str>>(tokens: &[S]) -> PointerBuf {
     PointerBuf::from_tokens(tokens.iter().map(AsRef::as_ref))
 }
 
-fn add(tokens: &[String], value: Value) -> PatchOperation {
+fn add(tokens: &[&str], value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation {
         path: pointer(tokens),
         value,
@@ -174,13 +192,15 @@ fn add(tokens: &[String], value: Value) -> PatchOperation {
 /// absent or null (add on an existing null member replaces it), an `/-`
 /// append otherwise, so existing entries keep their order and are never
 /// rewritten.
-fn append(base: &[String], key: &str, existing: Option<&[Value]>, item: Value) -> PatchOperation {
-    let mut tokens = base.to_vec();
-    tokens.push(key.to_string());
+/// The tokens are borrowed, not collected into strings: a mutation adds a few of these.
+fn append(base: &[&str], key: &str, existing: Option<&[Value]>, item: Value) -> PatchOperation {
+    let mut tokens = Vec::with_capacity(base.len() + 2);
+    tokens.extend_from_slice(base);
+    tokens.push(key);
     match existing {
         None => add(&tokens, Value::Array(vec![item])),
         Some(_) => {
-            tokens.push("-".to_string());
+            tokens.push("-");
             add(&tokens, item)
         }
     }
@@ -225,7 +245,7 @@ fn select_targets<'a>(
         .iter()
         .enumerate()
         .map(|(index, item)| {
-            let container = object(item, &format!("spec.containers[{index}]"))?;
+            let container = object(item, format_args!("spec.containers[{index}]"))?;
             Ok(Target {
                 list: "containers",
                 index,
@@ -248,9 +268,9 @@ fn plan_container(
     let mounts = opt_array(
         target.container,
         "volumeMounts",
-        &target.field_path("volumeMounts"),
+        target.field_path("volumeMounts"),
     )?;
-    let envs = opt_array(target.container, "env", &target.field_path("env"))?;
+    let envs = opt_array(target.container, "env", target.field_path("env"))?;
     let existing_mount = mounts
         .unwrap_or_default()
         .iter()
@@ -273,19 +293,22 @@ fn plan_container(
         .unwrap_or_default()
         .iter()
         .any(|e| field_str(e, "name") == Some(env.0));
-    let base = target.tokens();
+    if has_mount && has_env {
+        return Ok(());
+    }
+    let (list, index) = target.position();
+    let base = ["spec", list, &index];
+    let label = target.label();
     if !has_mount {
         plan.ops
             .push(append(&base, "volumeMounts", mounts, mount_json(cfg)));
-        plan.mounts.push(target.label());
+        plan.mounts.push(label.clone());
     }
     if !has_env {
         let var = json!({"name": env.0, "value": env.1});
         plan.ops.push(append(&base, "env", envs, var));
     }
-    if !has_mount || !has_env {
-        plan.targets.push(target.label());
-    }
+    plan.targets.push(label);
     Ok(())
 }
 
@@ -338,9 +361,8 @@ pub(super) fn plan(spec: &Object, cfg: &InjectConfig) -> Result<Plan, Denial> {
     }
     // The volume is only worth adding when some container will mount it.
     if state == VolumeState::Missing && plan.eligible > 0 {
-        let spec_tokens = ["spec".to_string()];
         plan.ops
-            .insert(0, append(&spec_tokens, "volumes", volumes, volume_json()));
+            .insert(0, append(&["spec"], "volumes", volumes, volume_json()));
         plan.adds_volume = true;
     }
     Ok(plan)

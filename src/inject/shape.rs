@@ -4,6 +4,8 @@
 //! instead of a panic. JSON `null` is treated like an absent key, as the API
 //! server does for optional fields.
 
+use std::fmt::Display;
+
 use serde_json::{Map, Value};
 
 use super::denial::Denial;
@@ -23,7 +25,7 @@ pub(super) fn kind(value: Option<&Value>) -> &'static str {
     }
 }
 
-fn wrong(path: &str, expected: &'static str, value: Option<&Value>) -> Denial {
+fn wrong(path: impl Display, expected: &'static str, value: Option<&Value>) -> Denial {
     Denial::WrongType {
         path: path.to_string(),
         expected,
@@ -35,7 +37,7 @@ fn wrong(path: &str, expected: &'static str, value: Option<&Value>) -> Denial {
 fn optional<'a, T>(
     obj: &'a Object,
     key: &str,
-    path: &str,
+    path: impl Display,
     expected: &'static str,
     cast: fn(&'a Value) -> Option<T>,
 ) -> Result<Option<T>, Denial> {
@@ -51,7 +53,7 @@ fn optional<'a, T>(
 pub(super) fn opt_object<'a>(
     obj: &'a Object,
     key: &str,
-    path: &str,
+    path: impl Display,
 ) -> Result<Option<&'a Object>, Denial> {
     optional(obj, key, path, "an object", Value::as_object)
 }
@@ -60,7 +62,7 @@ pub(super) fn opt_object<'a>(
 pub(super) fn opt_array<'a>(
     obj: &'a Object,
     key: &str,
-    path: &str,
+    path: impl Display,
 ) -> Result<Option<&'a [Value]>, Denial> {
     optional(obj, key, path, "an array", |v| {
         v.as_array().map(Vec::as_slice)
@@ -71,13 +73,13 @@ pub(super) fn opt_array<'a>(
 pub(super) fn opt_str<'a>(
     obj: &'a Object,
     key: &str,
-    path: &str,
+    path: impl Display,
 ) -> Result<Option<&'a str>, Denial> {
     optional(obj, key, path, "a string", Value::as_str)
 }
 
 /// `value` must be an object (used for the pod itself and list entries we write into).
-pub(super) fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Object, Denial> {
+pub(super) fn object(value: &Value, path: impl Display) -> Result<&Object, Denial> {
     value
         .as_object()
         .ok_or_else(|| wrong(path, "an object", Some(value)))
