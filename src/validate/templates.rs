@@ -100,8 +100,9 @@ fn has_bad_literal(
     findings: &mut Findings,
 ) -> bool {
     let bad_literal = template
-        .literal_texts()
-        .into_iter()
+        .analysis()
+        .literal_texts
+        .iter()
         .find_map(|text| text.chars().find(|c| !allowed(*c)).map(|c| (text, c)));
     let Some((text, c)) = bad_literal else {
         return false;
@@ -151,7 +152,7 @@ fn literal_path_problem(
     template: &Template,
     source: &str,
 ) -> Option<(String, spiffe::SpiffeError)> {
-    let texts = template.literal_texts();
+    let texts = &template.analysis().literal_texts;
     // The last text ends every output only when nothing follows it in the source: an action or
     // a block after it would end the source with `}}`.
     let ends_output = |index: usize, text: &str| {
@@ -198,8 +199,9 @@ fn parse_checked(
         }
     };
     let unknown: Vec<String> = template
-        .root_fields()
-        .into_iter()
+        .analysis()
+        .root_fields
+        .iter()
         .filter(|(name, _)| !offered.contains(&name.as_str()))
         .map(|(name, _)| format!(".{name}"))
         .collect();

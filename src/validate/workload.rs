@@ -12,7 +12,7 @@ use crate::config::{Enforcement, Settings};
 use crate::gotemplate::{Budget, Template};
 use crate::identity::dataplane::{is_meshed, DataplaneView, DERIVED_LABELS};
 use crate::identity::render::{
-    render_path_within, uses_workload_label, SpiffeIdError, REVIEW_RENDER_STEPS,
+    render_path_within, uses_workload_label, SpiffeIdError, LABEL_FUNC_NAME, REVIEW_RENDER_STEPS,
 };
 use crate::identity::select::Ranking;
 use crate::identity::spiffe;
@@ -154,10 +154,8 @@ fn scan(
     // inputs keeps a scan over thousands of pods cheap.
     let mut rendered: HashMap<(&str, &str, Option<&str>), Result<(), SpiffeIdError>> =
         HashMap::new();
-    // A `label` call makes the output depend on more than the memo key; the source check also
-    // covers calls whose key is not a literal.
-    let reads_other_labels =
-        !path.label_keys().is_empty() || candidate.path_template().contains("label");
+    // A `label` call makes the output depend on more than the memo key, whatever its key.
+    let reads_other_labels = path.analysis().may_call(LABEL_FUNC_NAME);
     let mut breakage = Breakage::default();
     let mut budget = Budget::new(REVIEW_RENDER_STEPS);
     let mut checked = 0;
