@@ -14,7 +14,7 @@ use crate::identity::dataplane::{is_meshed, DataplaneView, DERIVED_LABELS};
 use crate::identity::render::{
     render_path_within, uses_workload_label, SpiffeIdError, LABEL_FUNC_NAME, REVIEW_RENDER_STEPS,
 };
-use crate::identity::select::Ranking;
+use crate::identity::select::Contest;
 use crate::identity::spiffe;
 
 use super::templates::{CheckedTemplates, PATH_FIELD};
@@ -148,7 +148,7 @@ fn scan(
         .identities_in_mesh(mesh)
         .into_iter()
         .filter(|i| !(i.name() == candidate.name() && i.namespace() == candidate.namespace()));
-    let ranking = Ranking::new(others.chain(std::iter::once(candidate)));
+    let contest = Contest::new(candidate, others);
     let needs_workload = uses_workload_label(candidate.path_template());
     // Pods that read the same values render to the same path; rendering once per distinct set of
     // inputs keeps a scan over thousands of pods cheap.
@@ -171,7 +171,7 @@ fn scan(
             break;
         }
         let standing_now = *standing.entry(group).or_insert_with(|| {
-            standing_of(pod, candidate, &ranking, needs_workload, view, settings)
+            standing_of(pod, candidate, &contest, needs_workload, view, settings)
         });
         match standing_now {
             Standing::Unaffected => continue,
@@ -224,7 +224,7 @@ enum Standing {
 fn standing_of(
     pod: &PodInfo,
     candidate: &MeshIdentity,
-    ranking: &Ranking,
+    contest: &Contest,
     needs_workload: bool,
     view: &dyn ClusterView,
     settings: &Settings,
@@ -235,10 +235,7 @@ fn standing_of(
         return Standing::Unaffected;
     }
     let dataplane = DataplaneView::new(pod, view, settings);
-    let wins = ranking
-        .winner(&dataplane)
-        .is_some_and(|winner| std::ptr::eq(winner, candidate));
-    if dataplane.mesh != candidate.mesh() || !wins {
+    if dataplane.mesh != candidate.mesh() || !contest.wins(&dataplane) {
         Standing::Unaffected
     } else if needs_workload && dataplane.workload.is_none() {
         Standing::NoWorkload
