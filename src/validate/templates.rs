@@ -168,14 +168,16 @@ fn literal_segment_problem(text: &str, ends_output: bool) -> Option<spiffe::Spif
     if text.contains("//") {
         return Some(EmptySegment);
     }
-    let pieces: Vec<&str> = text.split('/').collect();
-    let last = pieces.len() - 1;
+    // The pieces between slashes, numbered without collecting them: the last is number `last`.
+    let last = text.bytes().filter(|&b| b == b'/').count();
     // A piece is a whole segment when a slash precedes it and a slash or the end follows it.
     let whole = |index: usize| index > 0 && (index < last || ends_output);
-    if (0..pieces.len()).any(|i| whole(i) && matches!(pieces[i], "." | "..")) {
+    let mut pieces = text.split('/').enumerate();
+    if pieces.any(|(i, piece)| whole(i) && matches!(piece, "." | "..")) {
         return Some(DotSegment);
     }
-    if ends_output && last > 0 && pieces[last].is_empty() {
+    // The last piece is empty when the text ends with its last slash.
+    if ends_output && last > 0 && text.ends_with('/') {
         return Some(TrailingSlash);
     }
     None
