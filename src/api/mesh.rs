@@ -49,7 +49,8 @@ impl Mesh {
             MeshServicesMode::ReachableBackends,
             MeshServicesMode::Exclusive,
         ];
-        let raw = match self.spec.pointer("/meshServices/mode") {
+        // Looked up by key: `Value::pointer` would allocate a copy of each path token.
+        let raw = match self.spec.get("meshServices").and_then(|m| m.get("mode")) {
             None | Some(Value::Null) => return Ok(MeshServicesMode::Disabled),
             Some(raw) => raw,
         };

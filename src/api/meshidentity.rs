@@ -56,7 +56,14 @@ impl MeshIdentity {
             let (name, namespace) = (identity.name(), identity.namespace());
             name.bytes().chain([b'.']).chain(namespace.bytes())
         }
-        key(self).cmp(key(other))
+        // Names that differ within their common length decide alone, compared as slices; only
+        // when one name starts the other does the rest of the key take part, byte by byte.
+        let (a, b) = (self.name().as_bytes(), other.name().as_bytes());
+        let common = a.len().min(b.len());
+        match a.get(..common).cmp(&b.get(..common)) {
+            std::cmp::Ordering::Equal => key(self).cmp(key(other)),
+            decided => decided,
+        }
     }
 
     /// The trust domain template in force: the spec's, else Kuma's default.

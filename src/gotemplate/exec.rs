@@ -169,11 +169,16 @@ impl<'a> State<'a, '_> {
                 Node::Action(pipe) => {
                     let value = self.eval_pipeline(dot, pipe)?;
                     if pipe.decl.is_empty() {
-                        let text = match value {
-                            Value::Nil => "<no value>".to_owned(),
-                            other => self.print(&other)?,
-                        };
-                        self.emit(&text)?;
+                        match value {
+                            Value::Nil => self.emit("<no value>")?,
+                            // `fmt.Sprint` of one string is the string itself, and the budget
+                            // refuses it alike: emitted without printing a copy first.
+                            Value::Str(text) => self.emit(&text)?,
+                            other => {
+                                let text = self.print(&other)?;
+                                self.emit(&text)?;
+                            }
+                        }
                     }
                 }
                 Node::If(branch) => {

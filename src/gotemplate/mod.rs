@@ -3,6 +3,7 @@
 //! `tests/it/gotemplate_oracle.rs`), an executor for the data Kuma passes (a struct of strings and
 //! the `label` function), and static questions admission asks of a template.
 
+mod analysis;
 mod exec;
 mod fmt;
 mod ftoa;
@@ -15,13 +16,14 @@ mod quote;
 mod sink;
 mod value;
 
+pub use analysis::Analysis;
 pub use limits::{Budget, MAX_RENDER_BYTES, MAX_STEPS};
 /// Go's `strconv.Quote` (`%q` of a string), as upstream's validators quote offending values.
 pub use quote::go_quote;
 
 use std::sync::Arc;
 
-use parse::{Arg, Node, Pipe, TreeSet};
+use parse::TreeSet;
 
 /// A parse failure; the text is Go's `err.Error()`, e.g.
 /// `template: :1: function "invalid" not defined`.
@@ -46,6 +48,7 @@ pub struct Template {
 struct Parsed {
     source: String,
     trees: TreeSet,
+    analysis: Analysis,
 }
 
 /// What a template executes against: Go's `struct { A string; B string }` with these exported
@@ -55,10 +58,12 @@ pub type Data<'a> = value::DataView<'a>;
 /// Parses like `template.New("").Funcs(funcs).Parse(src)`; `funcs` names the user functions.
 pub fn parse(src: &str, funcs: &[&str]) -> Result<Template, ParseError> {
     let trees = parse::parse(src, funcs).map_err(ParseError)?;
+    let analysis = Analysis::of(&trees, src, funcs);
     Ok(Template {
         parsed: Arc::new(Parsed {
             source: src.to_owned(),
             trees,
+            analysis,
         }),
     })
 }
@@ -74,145 +79,24 @@ impl Template {
         exec::execute(&self.parsed.trees, &self.parsed.source, data, budget).map_err(ExecError)
     }
 
-    /// Field names read from the root data: `.X` where dot is still the root (top level, in
-    /// `if`/`else` and `range` else branches; not inside `with` or a `range` body, where dot
-    /// changes) and `$.X` anywhere, with the 1-based line. Templates called with
-    /// `{{template}}` are not followed.
+    /// What admission asks of this template, worked out once when it was parsed.
+    pub fn analysis(&self) -> &Analysis {
+        &self.parsed.analysis
+    }
+
+    /// [`Analysis::root_fields`], as an owned copy.
     pub fn root_fields(&self) -> Vec<(String, usize)> {
-        let mut found = Vec::new();
-        if let Some(root) = self.parsed.trees.get("") {
-            let mut visit = |arg: &Arg, dot_is_root: bool| {
-                let name = match arg {
-                    Arg::Field(_, names) if dot_is_root => names.first(),
-                    Arg::Variable(_, names) if names.first().map(String::as_str) == Some("$") => {
-                        names.get(1)
-                    }
-                    _ => None,
-                };
-                if let Some(name) = name {
-                    found.push((name.clone(), self.line_of(arg.pos())));
-                }
-            };
-            walk_nodes(root, true, &mut visit);
-        }
-        found
+        self.parsed.analysis.root_fields.clone()
     }
 
-    /// Literal string arguments of every `label` call, in source order.
+    /// [`Analysis::label_keys`], as an owned copy.
     pub fn label_keys(&self) -> Vec<String> {
-        let mut keys = Vec::new();
-        for tree in self.parsed.trees.values() {
-            walk_commands(tree, &mut |args: &[Arg]| {
-                if let [Arg::Identifier(_, name), Arg::String(_, key, _)] = args {
-                    if name == "label" {
-                        keys.push(key.clone());
-                    }
-                }
-            });
-        }
-        keys
+        self.parsed.analysis.label_keys.clone()
     }
 
-    /// Every text node of the main template (trim markers applied), in source order.
+    /// [`Analysis::literal_texts`], as an owned copy.
     pub fn literal_texts(&self) -> Vec<String> {
-        let mut texts = Vec::new();
-        if let Some(root) = self.parsed.trees.get("") {
-            collect_texts(root, &mut texts);
-        }
-        texts
-    }
-
-    fn line_of(&self, pos: usize) -> usize {
-        1 + self
-            .parsed
-            .source
-            .get(..pos)
-            .unwrap_or("")
-            .matches('\n')
-            .count()
-    }
-}
-
-fn collect_texts(nodes: &[Node], texts: &mut Vec<String>) {
-    for node in nodes {
-        match node {
-            Node::Text(text) => texts.push(text.clone()),
-            Node::If(b) | Node::Range(b) | Node::With(b) => {
-                collect_texts(&b.list, texts);
-                if let Some(else_list) = &b.else_list {
-                    collect_texts(else_list, texts);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Visits every argument with whether dot is still the root data there.
-fn walk_nodes(nodes: &[Node], dot_is_root: bool, visit: &mut dyn FnMut(&Arg, bool)) {
-    for node in nodes {
-        match node {
-            Node::Action(pipe) => walk_pipe(pipe, dot_is_root, visit),
-            Node::If(b) => {
-                walk_pipe(&b.pipe, dot_is_root, visit);
-                walk_nodes(&b.list, dot_is_root, visit);
-                walk_nodes(b.else_list.as_deref().unwrap_or(&[]), dot_is_root, visit);
-            }
-            Node::With(b) | Node::Range(b) => {
-                walk_pipe(&b.pipe, dot_is_root, visit);
-                walk_nodes(&b.list, false, visit);
-                walk_nodes(b.else_list.as_deref().unwrap_or(&[]), dot_is_root, visit);
-            }
-            Node::Template {
-                pipe: Some(pipe), ..
-            } => walk_pipe(pipe, dot_is_root, visit),
-            _ => {}
-        }
-    }
-}
-
-fn walk_pipe(pipe: &Pipe, dot_is_root: bool, visit: &mut dyn FnMut(&Arg, bool)) {
-    for command in &pipe.cmds {
-        for arg in &command.args {
-            walk_arg(arg, dot_is_root, visit);
-        }
-    }
-}
-
-fn walk_arg(arg: &Arg, dot_is_root: bool, visit: &mut dyn FnMut(&Arg, bool)) {
-    visit(arg, dot_is_root);
-    match arg {
-        Arg::Pipe(pipe) => walk_pipe(pipe, dot_is_root, visit),
-        Arg::Chain(_, inner, _) => walk_arg(inner, dot_is_root, visit),
-        _ => {}
-    }
-}
-
-/// Visits the arguments of every command, everywhere in a tree.
-fn walk_commands(nodes: &[Node], visit: &mut dyn FnMut(&[Arg])) {
-    fn pipe_commands(pipe: &Pipe, visit: &mut dyn FnMut(&[Arg])) {
-        for command in &pipe.cmds {
-            visit(&command.args);
-            for arg in &command.args {
-                if let Arg::Pipe(inner) = arg {
-                    pipe_commands(inner, visit);
-                }
-            }
-        }
-    }
-    for node in nodes {
-        match node {
-            Node::Action(pipe) => pipe_commands(pipe, visit),
-            Node::If(b) | Node::Range(b) | Node::With(b) => {
-                pipe_commands(&b.pipe, visit);
-                walk_commands(&b.list, visit);
-                walk_commands(b.else_list.as_deref().unwrap_or(&[]), visit);
-            }
-            Node::Template {
-                pipe: Some(pipe), ..
-            } => pipe_commands(pipe, visit),
-            _ => {}
-        }
+        self.parsed.analysis.literal_texts.clone()
     }
 }
 

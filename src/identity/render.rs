@@ -8,8 +8,10 @@ use crate::gotemplate::{self, Budget, Data, Template};
 use crate::identity::dataplane::{DataplaneView, ENV_KUBERNETES};
 use crate::identity::spiffe;
 
-/// The user function upstream registers for both templates.
-pub const LABEL_FUNC: &[&str] = &["label"];
+/// The user function upstream registers for both templates: a dataplane label by its key.
+pub const LABEL_FUNC_NAME: &str = "label";
+/// The user functions of both templates, as the parser takes them.
+pub const LABEL_FUNC: &[&str] = &[LABEL_FUNC_NAME];
 /// Fields the trust domain template can read.
 pub const TRUST_DOMAIN_FIELDS: &[&str] = &["Mesh", "Zone"];
 /// Fields the path template can read, in the order of the struct upstream renders it with (Go
@@ -98,17 +100,31 @@ pub fn render_trust_domain(
     identity: &MeshIdentity,
     settings: &Settings,
 ) -> Result<String, gotemplate::ExecError> {
-    let labels = defaulted_labels(identity, settings);
-    // An empty label counts as absent here, as upstream treats it.
-    let zone = labels
-        .get(ZONE_LABEL)
-        .filter(|zone| !zone.is_empty())
-        .map_or(settings.zone.as_str(), String::as_str);
-    let fields = [("Mesh", identity.mesh()), ("Zone", zone)];
+    // Only `label` calls read the labels: a template that never calls it is spared building them.
+    let labels = if template.analysis().may_call(LABEL_FUNC_NAME) {
+        defaulted_labels(identity, settings)
+    } else {
+        Labels::new()
+    };
+    let fields = [
+        ("Mesh", identity.mesh()),
+        ("Zone", zone_of(identity, settings)),
+    ];
     template.execute(&Data {
         fields: &fields,
         labels: &labels,
     })
+}
+
+/// The zone the trust domain renders with: the identity's `kuma.io/zone` label as defaulting
+/// leaves it (its own, else the configured zone), where an empty label counts as absent, as
+/// upstream treats it.
+fn zone_of<'a>(identity: &'a MeshIdentity, settings: &'a Settings) -> &'a str {
+    identity
+        .labels()
+        .get(ZONE_LABEL)
+        .filter(|zone| !zone.is_empty())
+        .map_or(settings.zone.as_str(), String::as_str)
 }
 
 /// Evaluation steps one admission review may spend rendering a path for the pods it checks.
@@ -256,9 +272,9 @@ pub fn spiffe_id_for(
 /// exactly `label "kuma.io/workload"` or `.Workload`, with any spaces inside the braces.
 pub fn uses_workload_label(path: &str) -> bool {
     let mut rest = path;
-    while let Some(start) = rest.find("{{") {
+    while let Some(start) = find_doubled(rest, b'{') {
         let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
+        let Some(end) = find_doubled(after, b'}') else {
             return false;
         };
         let action = after[..end].trim_matches(|c: char| c.is_ascii_whitespace());
@@ -268,6 +284,14 @@ pub fn uses_workload_label(path: &str) -> bool {
         rest = &after[end + 2..];
     }
     false
+}
+
+/// Where `text` first has the ASCII `byte` twice in a row: `str::find` of that two-byte string,
+/// without setting up a substring searcher, which costs more than scanning a template's text.
+fn find_doubled(text: &str, byte: u8) -> Option<usize> {
+    text.as_bytes()
+        .windows(2)
+        .position(|pair| pair == [byte, byte])
 }
 
 fn is_workload_label_call(action: &str) -> bool {

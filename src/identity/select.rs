@@ -4,6 +4,8 @@
 //! match, the one with the most `matchLabels` wins; ties go to the smallest `<name>.<namespace>`.
 //! Ranking the identities once and taking the first match makes that a cheap scan per pod.
 
+use std::cmp::Ordering;
+
 use crate::api::{Labels, MeshIdentity};
 use crate::identity::dataplane::DataplaneView;
 
@@ -18,31 +20,35 @@ pub struct Ranked<'a> {
     pub match_labels: &'a Labels,
 }
 
-impl Ranked<'_> {
+impl<'a> Ranked<'a> {
+    /// `identity` with its selector, when it selects dataplanes at all.
+    fn of(identity: &'a MeshIdentity) -> Option<Self> {
+        Some(Self {
+            identity,
+            match_labels: identity.dataplane_match_labels()?,
+        })
+    }
+
     /// How specific the selector is: the number of `matchLabels`.
     pub fn score(&self) -> usize {
         self.match_labels.len()
+    }
+
+    /// Which of two comes first: the higher score, then the smaller `<name>.<namespace>`.
+    fn precedence(&self, other: &Self) -> Ordering {
+        other
+            .score()
+            .cmp(&self.score())
+            .then_with(|| self.identity.precedence_cmp(other.identity))
     }
 }
 
 impl<'a> Ranking<'a> {
     /// Ranks `identities`, all of one mesh. Identities that select no dataplanes are left out.
     pub fn new(identities: impl IntoIterator<Item = &'a MeshIdentity>) -> Self {
-        let mut ordered: Vec<Ranked<'a>> = identities
-            .into_iter()
-            .filter_map(|identity| {
-                let match_labels = identity.dataplane_match_labels()?;
-                Some(Ranked {
-                    identity,
-                    match_labels,
-                })
-            })
-            .collect();
-        ordered.sort_by(|a, b| {
-            b.score()
-                .cmp(&a.score())
-                .then_with(|| a.identity.precedence_cmp(b.identity))
-        });
+        let mut ordered: Vec<Ranked<'a>> = identities.into_iter().filter_map(Ranked::of).collect();
+        // Stable: of two with equal precedence, the one met first comes first.
+        ordered.sort_by(Ranked::precedence);
         Self { ordered }
     }
 
@@ -61,6 +67,45 @@ impl<'a> Ranking<'a> {
             .iter()
             .filter(move |r| dataplane.matches(r.match_labels))
             .copied()
+    }
+}
+
+/// Whether one identity wins a dataplane, without ranking its whole mesh: it wins the dataplanes
+/// it selects that no identity ranked ahead of it selects. Finding those ahead takes one
+/// comparison per identity rather than a sort, which is all a review of one identity needs.
+pub struct Contest<'a> {
+    /// `None` when the contender selects no dataplanes, and so wins none.
+    contender: Option<Ranked<'a>>,
+    ahead: Vec<Ranked<'a>>,
+}
+
+impl<'a> Contest<'a> {
+    /// `contender` against the `others` of its mesh (itself not among them), placed as a
+    /// [`Ranking`] of the others followed by it would place it: behind any of equal precedence.
+    pub fn new(
+        contender: &'a MeshIdentity,
+        others: impl IntoIterator<Item = &'a MeshIdentity>,
+    ) -> Self {
+        let contender = Ranked::of(contender);
+        let ahead = match &contender {
+            Some(contender) => others
+                .into_iter()
+                .filter_map(Ranked::of)
+                .filter(|other| other.precedence(contender) != Ordering::Greater)
+                .collect(),
+            None => Vec::new(),
+        };
+        Self { contender, ahead }
+    }
+
+    /// Whether the contender is the winner for `dataplane`, as [`Ranking::winner`] would find.
+    pub fn wins(&self, dataplane: &DataplaneView) -> bool {
+        self.contender
+            .is_some_and(|contender| dataplane.matches(contender.match_labels))
+            && !self
+                .ahead
+                .iter()
+                .any(|other| dataplane.matches(other.match_labels))
     }
 }
 
@@ -172,6 +217,62 @@ mod tests {
                 want,
                 "{labels}"
             );
+        }
+    }
+
+    /// A contest finds what a ranking of the others followed by the contender finds, with ties
+    /// of precedence (`a.b` in `c` and `a` in `b.c`) and identities that select nothing.
+    #[test]
+    fn a_contest_agrees_with_the_ranking() {
+        let of = |name: &str, namespace: &str, selector: serde_json::Value| -> MeshIdentity {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {"selector": selector}
+            }))
+            .unwrap()
+        };
+        let all = json!({"dataplane": {}});
+        let web = json!({"dataplane": {"matchLabels": {"app": "web"}}});
+        let web_prod = json!({"dataplane": {"matchLabels": {"app": "web", "env": "prod"}}});
+        let identities = [
+            of("a", "kuma-system", all.clone()),
+            of("z", "kuma-system", all),
+            of("b", "kuma-system", web.clone()),
+            of("a.b", "c", web.clone()),
+            of("a", "b.c", web),
+            of("y", "kuma-system", web_prod),
+            of("n", "kuma-system", json!({})),
+        ];
+        let (view, settings) = (Snapshot::default(), Settings::default());
+        for labels in [
+            json!({}),
+            json!({"app": "web"}),
+            json!({"app": "web", "env": "prod"}),
+        ] {
+            let pod = PodInfo::from_json(
+                &json!({"metadata": {"name": "p", "namespace": "shop", "labels": labels}}),
+                None,
+            );
+            let dataplane = DataplaneView::new(&pod, &view, &settings);
+            for (index, contender) in identities.iter().enumerate() {
+                let others = || {
+                    identities
+                        .iter()
+                        .enumerate()
+                        .filter(move |(other, _)| *other != index)
+                        .map(|(_, identity)| identity)
+                };
+                let ranked = Ranking::new(others().chain([contender]))
+                    .winner(&dataplane)
+                    .is_some_and(|winner| std::ptr::eq(winner, contender));
+                let contest = Contest::new(contender, others());
+                assert_eq!(
+                    contest.wins(&dataplane),
+                    ranked,
+                    "{} for {labels}",
+                    contender.precedence_key()
+                );
+            }
         }
     }
 }

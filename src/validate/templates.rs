@@ -100,8 +100,9 @@ fn has_bad_literal(
     findings: &mut Findings,
 ) -> bool {
     let bad_literal = template
-        .literal_texts()
-        .into_iter()
+        .analysis()
+        .literal_texts
+        .iter()
         .find_map(|text| text.chars().find(|c| !allowed(*c)).map(|c| (text, c)));
     let Some((text, c)) = bad_literal else {
         return false;
@@ -151,7 +152,7 @@ fn literal_path_problem(
     template: &Template,
     source: &str,
 ) -> Option<(String, spiffe::SpiffeError)> {
-    let texts = template.literal_texts();
+    let texts = &template.analysis().literal_texts;
     // The last text ends every output only when nothing follows it in the source: an action or
     // a block after it would end the source with `}}`.
     let ends_output = |index: usize, text: &str| {
@@ -167,14 +168,16 @@ fn literal_segment_problem(text: &str, ends_output: bool) -> Option<spiffe::Spif
     if text.contains("//") {
         return Some(EmptySegment);
     }
-    let pieces: Vec<&str> = text.split('/').collect();
-    let last = pieces.len() - 1;
+    // The pieces between slashes, numbered without collecting them: the last is number `last`.
+    let last = text.bytes().filter(|&b| b == b'/').count();
     // A piece is a whole segment when a slash precedes it and a slash or the end follows it.
     let whole = |index: usize| index > 0 && (index < last || ends_output);
-    if (0..pieces.len()).any(|i| whole(i) && matches!(pieces[i], "." | "..")) {
+    let mut pieces = text.split('/').enumerate();
+    if pieces.any(|(i, piece)| whole(i) && matches!(piece, "." | "..")) {
         return Some(DotSegment);
     }
-    if ends_output && last > 0 && pieces[last].is_empty() {
+    // The last piece is empty when the text ends with its last slash.
+    if ends_output && last > 0 && text.ends_with('/') {
         return Some(TrailingSlash);
     }
     None
@@ -198,8 +201,9 @@ fn parse_checked(
         }
     };
     let unknown: Vec<String> = template
-        .root_fields()
-        .into_iter()
+        .analysis()
+        .root_fields
+        .iter()
         .filter(|(name, _)| !offered.contains(&name.as_str()))
         .map(|(name, _)| format!(".{name}"))
         .collect();

@@ -12,9 +12,9 @@ use crate::config::{Enforcement, Settings};
 use crate::gotemplate::{Budget, Template};
 use crate::identity::dataplane::{is_meshed, DataplaneView, DERIVED_LABELS};
 use crate::identity::render::{
-    render_path_within, uses_workload_label, SpiffeIdError, REVIEW_RENDER_STEPS,
+    render_path_within, uses_workload_label, SpiffeIdError, LABEL_FUNC_NAME, REVIEW_RENDER_STEPS,
 };
-use crate::identity::select::Ranking;
+use crate::identity::select::Contest;
 use crate::identity::spiffe;
 
 use super::templates::{CheckedTemplates, PATH_FIELD};
@@ -148,16 +148,14 @@ fn scan(
         .identities_in_mesh(mesh)
         .into_iter()
         .filter(|i| !(i.name() == candidate.name() && i.namespace() == candidate.namespace()));
-    let ranking = Ranking::new(others.chain(std::iter::once(candidate)));
+    let contest = Contest::new(candidate, others);
     let needs_workload = uses_workload_label(candidate.path_template());
     // Pods that read the same values render to the same path; rendering once per distinct set of
     // inputs keeps a scan over thousands of pods cheap.
     let mut rendered: HashMap<(&str, &str, Option<&str>), Result<(), SpiffeIdError>> =
         HashMap::new();
-    // A `label` call makes the output depend on more than the memo key; the source check also
-    // covers calls whose key is not a literal.
-    let reads_other_labels =
-        !path.label_keys().is_empty() || candidate.path_template().contains("label");
+    // A `label` call makes the output depend on more than the memo key, whatever its key.
+    let reads_other_labels = path.analysis().may_call(LABEL_FUNC_NAME);
     let mut breakage = Breakage::default();
     let mut budget = Budget::new(REVIEW_RENDER_STEPS);
     let mut checked = 0;
@@ -173,7 +171,7 @@ fn scan(
             break;
         }
         let standing_now = *standing.entry(group).or_insert_with(|| {
-            standing_of(pod, candidate, &ranking, needs_workload, view, settings)
+            standing_of(pod, candidate, &contest, needs_workload, view, settings)
         });
         match standing_now {
             Standing::Unaffected => continue,
@@ -226,7 +224,7 @@ enum Standing {
 fn standing_of(
     pod: &PodInfo,
     candidate: &MeshIdentity,
-    ranking: &Ranking,
+    contest: &Contest,
     needs_workload: bool,
     view: &dyn ClusterView,
     settings: &Settings,
@@ -237,10 +235,7 @@ fn standing_of(
         return Standing::Unaffected;
     }
     let dataplane = DataplaneView::new(pod, view, settings);
-    let wins = ranking
-        .winner(&dataplane)
-        .is_some_and(|winner| std::ptr::eq(winner, candidate));
-    if dataplane.mesh != candidate.mesh() || !wins {
+    if dataplane.mesh != candidate.mesh() || !contest.wins(&dataplane) {
         Standing::Unaffected
     } else if needs_workload && dataplane.workload.is_none() {
         Standing::NoWorkload
