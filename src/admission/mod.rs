@@ -5,6 +5,7 @@
 pub mod envelope;
 pub mod pruned;
 pub mod response;
+mod single_pass;
 mod webhook;
 
 pub use envelope::{API_VERSION, REVIEW_KIND};
@@ -16,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::verdict::{Injection, Reason, Request, Verdict};
 use crate::{inject, validate};
 
+use envelope::{HeldObject, RequestFields};
 use response::Subject;
 
 /// How a review ended, for metrics and logs.
@@ -76,10 +78,24 @@ pub fn review(
     view: Option<&dyn ClusterView>,
     settings: &Settings,
 ) -> Reviewed {
-    let request = match envelope::open(body) {
-        Ok(request) => request,
-        Err(unreadable) => return refused(400, unreadable.uid, &unreadable.message),
-    };
+    // One pass over a body that is what it should be (its objects decoded as they are read, not
+    // captured raw and decoded again); the step-by-step reading for any other, and its answer.
+    if let Some(request) = single_pass::open(body, webhook) {
+        return review_request(webhook, request, view, settings);
+    }
+    match envelope::open(body) {
+        Ok(request) => review_request(webhook, request, view, settings),
+        Err(unreadable) => refused(400, unreadable.uid, &unreadable.message),
+    }
+}
+
+/// [`review`] of a request that opened, its objects held as `O`.
+fn review_request<O: HeldObject>(
+    webhook: Webhook,
+    request: RequestFields<O>,
+    view: Option<&dyn ClusterView>,
+    settings: &Settings,
+) -> Reviewed {
     let summary = Summary {
         uid: request.uid.clone(),
         kind: request.kind.kind.clone(),
@@ -107,10 +123,10 @@ pub fn review(
         return answered(subject, summary, verdict, Outcome::Error);
     }
     let (reads_object, reads_old) = webhook.reads(request.operation);
-    let decoded = envelope::decode_object(request.object, reads_object, webhook.unread())
+    let decoded = O::into_read(request.object, reads_object, webhook.unread())
         .map_err(|e| ("object", e))
         .and_then(|object| {
-            envelope::decode_object(request.old_object, reads_old, webhook.unread())
+            O::into_read(request.old_object, reads_old, webhook.unread())
                 .map(|old| (object, old))
                 .map_err(|e| ("oldObject", e))
         });
