@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::verdict::{Injection, Reason, Request, Verdict};
 use crate::{inject, validate};
 
-use envelope::{HeldObject, RequestFields};
+use envelope::{GroupVersionKind, HeldObject, RequestFields};
 use response::Subject;
 
 /// How a review ended, for metrics and logs.
@@ -65,7 +65,7 @@ pub struct Summary {
     pub kind: String,
     pub namespace: String,
     pub name: String,
-    pub operation: String,
+    pub operation: &'static str,
     pub dry_run: bool,
 }
 
@@ -96,37 +96,45 @@ fn review_request<O: HeldObject>(
     view: Option<&dyn ClusterView>,
     settings: &Settings,
 ) -> Reviewed {
+    // The request's strings move into the summary, which the answer and the decision borrow
+    // them from: no copies.
+    let RequestFields {
+        uid,
+        kind: GroupVersionKind { group, kind },
+        name,
+        namespace,
+        operation,
+        user_info,
+        object,
+        old_object,
+        dry_run,
+    } = request;
+    let names_namespace = namespace.is_some();
     let summary = Summary {
-        uid: request.uid.clone(),
-        kind: request.kind.kind.clone(),
-        namespace: request.namespace.clone().unwrap_or_default(),
-        name: request.name.clone(),
-        operation: request.operation.as_str().to_owned(),
-        dry_run: request.dry_run.unwrap_or(false),
-    };
-    let subject = Subject {
-        uid: &request.uid,
-        name: &request.name,
-        group: &request.kind.group,
-        kind: &request.kind.kind,
+        uid,
+        kind,
+        namespace: namespace.unwrap_or_default(),
+        name,
+        operation: operation.as_str(),
+        dry_run: dry_run.unwrap_or(false),
     };
     let expected = webhook.kind();
-    if request.kind.group != expected.group() || request.kind.kind != expected.name() {
+    if group != expected.group() || summary.kind != expected.name() {
         let verdict = Verdict::malformed(format!(
             "{} handles {}.{}, not {}.{}; check the webhook's rules",
             webhook.path(),
             expected.name(),
             expected.group(),
-            request.kind.kind,
-            request.kind.group
+            summary.kind,
+            group
         ));
-        return answered(subject, summary, verdict, Outcome::Error);
+        return answered(&group, summary, verdict, Outcome::Error);
     }
-    let (reads_object, reads_old) = webhook.reads(request.operation);
-    let decoded = O::into_read(request.object, reads_object, webhook.unread())
+    let (reads_object, reads_old) = webhook.reads(operation);
+    let decoded = O::into_read(object, reads_object, webhook.unread())
         .map_err(|e| ("object", e))
         .and_then(|object| {
-            O::into_read(request.old_object, reads_old, webhook.unread())
+            O::into_read(old_object, reads_old, webhook.unread())
                 .map(|old| (object, old))
                 .map_err(|e| ("oldObject", e))
         });
@@ -134,20 +142,20 @@ fn review_request<O: HeldObject>(
         Ok(objects) => objects,
         Err((which, e)) => {
             let verdict = Verdict::malformed(format!("request.{which} is not valid JSON: {e}"));
-            return answered(subject, summary, verdict, Outcome::Error);
+            return answered(&group, summary, verdict, Outcome::Error);
         }
     };
     let decision_input = Request {
-        operation: request.operation,
-        namespace: request.namespace.as_deref(),
-        username: request.user_info.username.as_deref().unwrap_or_default(),
+        operation,
+        namespace: names_namespace.then_some(summary.namespace.as_str()),
+        username: user_info.username.as_deref().unwrap_or_default(),
         object: object.as_ref(),
         old_object: old_object.as_ref(),
     };
     let Some(verdict) = decide(webhook, &decision_input, view, settings) else {
         return refused(
             503,
-            request.uid.clone(),
+            summary.uid,
             "the cluster state is not loaded yet; retry shortly",
         );
     };
@@ -156,7 +164,7 @@ fn review_request<O: HeldObject>(
     } else {
         Outcome::Denied
     };
-    answered(subject, summary, verdict, outcome)
+    answered(&group, summary, verdict, outcome)
 }
 
 /// The decision behind each endpoint; `None` when it needs the cluster state and `view` has
@@ -202,7 +210,14 @@ pub fn record(metrics: &Metrics, webhook: Webhook, verdict: &Verdict) {
     }
 }
 
-fn answered(subject: Subject, summary: Summary, verdict: Verdict, outcome: Outcome) -> Reviewed {
+/// The answer carrying `verdict` to the request `summary` (and `group`) names.
+fn answered(group: &str, summary: Summary, verdict: Verdict, outcome: Outcome) -> Reviewed {
+    let subject = Subject {
+        uid: &summary.uid,
+        name: &summary.name,
+        group,
+        kind: &summary.kind,
+    };
     match response::answer(subject, &verdict) {
         Ok(body) => Reviewed {
             http_status: 200,
@@ -211,11 +226,7 @@ fn answered(subject: Subject, summary: Summary, verdict: Verdict, outcome: Outco
             summary,
             verdict: Some(verdict),
         },
-        Err(e) => refused(
-            500,
-            subject.uid.to_owned(),
-            &format!("serialising the response: {e}"),
-        ),
+        Err(e) => refused(500, summary.uid, &format!("serialising the response: {e}")),
     }
 }
 
