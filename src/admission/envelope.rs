@@ -2,6 +2,9 @@
 //! decision needs without building it, so a body that is no AdmissionReview (a megabytes-long
 //! array, say) is refused without growing; objects become JSON values only once the envelope is
 //! valid, and only those the decision reads.
+//!
+//! A body that is what it should be is read in one pass by [`super::single_pass`]; this reading
+//! is for every other body, and gives the refusals their messages.
 
 use std::borrow::Cow;
 

@@ -11,6 +11,11 @@
 //! recursion limit allows when counted from the body's root rather than the object's) gives
 //! `None`, and the body is read again the step-by-step way ([`super::envelope::open`]), so every
 //! refusal and its message are what they were.
+//!
+//! Memory: an object read before the envelope turns out wrong (a request ahead of a wrong
+//! `apiVersion`) is built, pruned, and dropped before the body is read again: no more than a
+//! valid body of the same size builds, which is what the in-flight ceiling reserves for
+//! (`server::inflight`).
 
 use std::fmt;
 
