@@ -2,6 +2,9 @@
 //! decision needs without building it, so a body that is no AdmissionReview (a megabytes-long
 //! array, say) is refused without growing; objects become JSON values only once the envelope is
 //! valid, and only those the decision reads.
+//!
+//! A body that is what it should be is read in one pass by [`super::single_pass`]; this reading
+//! is for every other body, and gives the refusals their messages.
 
 use std::borrow::Cow;
 
@@ -28,11 +31,13 @@ struct Envelope<'a> {
     request: Option<&'a RawValue>,
 }
 
-/// The fields of `request` decisions and responses use; the objects stay raw JSON, everything
-/// else (`resource`, `options`, `userInfo.extra`, ...) is skipped unbuilt.
+/// The fields of `request` decisions and responses use, the objects held as `O` (raw JSON here,
+/// values decoded already in [`super::single_pass`]); everything else (`resource`, `options`,
+/// `userInfo.extra`, ...) is skipped unbuilt.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RequestFields<'a> {
+// Not the derived `O: Default`: the objects' default is `None`.
+#[serde(rename_all = "camelCase", bound(deserialize = "O: Deserialize<'de>"))]
+pub struct RequestFields<O> {
     pub uid: String,
     pub kind: GroupVersionKind,
     #[serde(default)]
@@ -41,12 +46,43 @@ pub struct RequestFields<'a> {
     pub namespace: Option<String>,
     pub operation: Operation,
     pub user_info: UserInfo,
-    #[serde(default, borrow)]
-    pub object: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    pub old_object: Option<&'a RawValue>,
+    #[serde(default)]
+    pub object: Option<O>,
+    #[serde(default)]
+    pub old_object: Option<O>,
     #[serde(default)]
     pub dry_run: Option<bool>,
+}
+
+/// The request with its objects still raw JSON.
+pub type RawRequest<'a> = RequestFields<&'a RawValue>;
+
+/// An object as a request holds it, and how it becomes what the decision reads.
+pub trait HeldObject: Sized {
+    /// The object as a JSON value without what `unread` prunes, when `read`; `None` when absent,
+    /// null or unread.
+    fn into_read(
+        held: Option<Self>,
+        read: bool,
+        unread: &[Prune],
+    ) -> serde_json::Result<Option<Value>>;
+}
+
+impl HeldObject for &RawValue {
+    fn into_read(
+        held: Option<Self>,
+        read: bool,
+        unread: &[Prune],
+    ) -> serde_json::Result<Option<Value>> {
+        decode_object(held, read, unread)
+    }
+}
+
+/// Decoded, pruned and left out when unread while the body was read.
+impl HeldObject for Value {
+    fn into_read(held: Option<Self>, read: bool, _: &[Prune]) -> serde_json::Result<Option<Value>> {
+        Ok(held.filter(|_| read))
+    }
 }
 
 #[derive(Deserialize)]
@@ -86,11 +122,11 @@ struct WellFormed<'a> {
     #[serde(borrow)]
     kind: Cow<'a, str>,
     #[serde(borrow)]
-    request: RequestFields<'a>,
+    request: RawRequest<'a>,
 }
 
 /// Reads the envelope and the request's fields; the objects are left raw.
-pub fn open(body: &[u8]) -> Result<RequestFields<'_>, Unreadable> {
+pub fn open(body: &[u8]) -> Result<RawRequest<'_>, Unreadable> {
     // The request is read once here instead of being delimited first and read second: a third
     // fewer passes over a body that is mostly its objects.
     match serde_json::from_slice::<WellFormed>(body) {
@@ -103,7 +139,7 @@ pub fn open(body: &[u8]) -> Result<RequestFields<'_>, Unreadable> {
 
 /// [`open`] step by step: the envelope, then its request, each failure with its own message and
 /// whatever `uid` can be recovered.
-fn open_checked(body: &[u8]) -> Result<RequestFields<'_>, Unreadable> {
+fn open_checked(body: &[u8]) -> Result<RawRequest<'_>, Unreadable> {
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| Unreadable {
         uid: recover_uid(body),
         message: format!("malformed AdmissionReview: {e}"),

@@ -5,6 +5,7 @@
 pub mod envelope;
 pub mod pruned;
 pub mod response;
+mod single_pass;
 mod webhook;
 
 pub use envelope::{API_VERSION, REVIEW_KIND};
@@ -16,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::verdict::{Injection, Reason, Request, Verdict};
 use crate::{inject, validate};
 
+use envelope::{GroupVersionKind, HeldObject, RequestFields};
 use response::Subject;
 
 /// How a review ended, for metrics and logs.
@@ -63,7 +65,7 @@ pub struct Summary {
     pub kind: String,
     pub namespace: String,
     pub name: String,
-    pub operation: String,
+    pub operation: &'static str,
     pub dry_run: bool,
 }
 
@@ -76,41 +78,63 @@ pub fn review(
     view: Option<&dyn ClusterView>,
     settings: &Settings,
 ) -> Reviewed {
-    let request = match envelope::open(body) {
-        Ok(request) => request,
-        Err(unreadable) => return refused(400, unreadable.uid, &unreadable.message),
-    };
+    // One pass over a body that is what it should be (its objects decoded as they are read, not
+    // captured raw and decoded again); the step-by-step reading for any other, and its answer.
+    if let Some(request) = single_pass::open(body, webhook) {
+        return review_request(webhook, request, view, settings);
+    }
+    match envelope::open(body) {
+        Ok(request) => review_request(webhook, request, view, settings),
+        Err(unreadable) => refused(400, unreadable.uid, &unreadable.message),
+    }
+}
+
+/// [`review`] of a request that opened, its objects held as `O`.
+fn review_request<O: HeldObject>(
+    webhook: Webhook,
+    request: RequestFields<O>,
+    view: Option<&dyn ClusterView>,
+    settings: &Settings,
+) -> Reviewed {
+    // The request's strings move into the summary, which the answer and the decision borrow
+    // them from: no copies.
+    let RequestFields {
+        uid,
+        kind: GroupVersionKind { group, kind },
+        name,
+        namespace,
+        operation,
+        user_info,
+        object,
+        old_object,
+        dry_run,
+    } = request;
+    let names_namespace = namespace.is_some();
     let summary = Summary {
-        uid: request.uid.clone(),
-        kind: request.kind.kind.clone(),
-        namespace: request.namespace.clone().unwrap_or_default(),
-        name: request.name.clone(),
-        operation: request.operation.as_str().to_owned(),
-        dry_run: request.dry_run.unwrap_or(false),
-    };
-    let subject = Subject {
-        uid: &request.uid,
-        name: &request.name,
-        group: &request.kind.group,
-        kind: &request.kind.kind,
+        uid,
+        kind,
+        namespace: namespace.unwrap_or_default(),
+        name,
+        operation: operation.as_str(),
+        dry_run: dry_run.unwrap_or(false),
     };
     let expected = webhook.kind();
-    if request.kind.group != expected.group() || request.kind.kind != expected.name() {
+    if group != expected.group() || summary.kind != expected.name() {
         let verdict = Verdict::malformed(format!(
             "{} handles {}.{}, not {}.{}; check the webhook's rules",
             webhook.path(),
             expected.name(),
             expected.group(),
-            request.kind.kind,
-            request.kind.group
+            summary.kind,
+            group
         ));
-        return answered(subject, summary, verdict, Outcome::Error);
+        return answered(&group, summary, verdict, Outcome::Error);
     }
-    let (reads_object, reads_old) = webhook.reads(request.operation);
-    let decoded = envelope::decode_object(request.object, reads_object, webhook.unread())
+    let (reads_object, reads_old) = webhook.reads(operation);
+    let decoded = O::into_read(object, reads_object, webhook.unread())
         .map_err(|e| ("object", e))
         .and_then(|object| {
-            envelope::decode_object(request.old_object, reads_old, webhook.unread())
+            O::into_read(old_object, reads_old, webhook.unread())
                 .map(|old| (object, old))
                 .map_err(|e| ("oldObject", e))
         });
@@ -118,20 +142,20 @@ pub fn review(
         Ok(objects) => objects,
         Err((which, e)) => {
             let verdict = Verdict::malformed(format!("request.{which} is not valid JSON: {e}"));
-            return answered(subject, summary, verdict, Outcome::Error);
+            return answered(&group, summary, verdict, Outcome::Error);
         }
     };
     let decision_input = Request {
-        operation: request.operation,
-        namespace: request.namespace.as_deref(),
-        username: request.user_info.username.as_deref().unwrap_or_default(),
+        operation,
+        namespace: names_namespace.then_some(summary.namespace.as_str()),
+        username: user_info.username.as_deref().unwrap_or_default(),
         object: object.as_ref(),
         old_object: old_object.as_ref(),
     };
     let Some(verdict) = decide(webhook, &decision_input, view, settings) else {
         return refused(
             503,
-            request.uid.clone(),
+            summary.uid,
             "the cluster state is not loaded yet; retry shortly",
         );
     };
@@ -140,7 +164,7 @@ pub fn review(
     } else {
         Outcome::Denied
     };
-    answered(subject, summary, verdict, outcome)
+    answered(&group, summary, verdict, outcome)
 }
 
 /// The decision behind each endpoint; `None` when it needs the cluster state and `view` has
@@ -186,7 +210,14 @@ pub fn record(metrics: &Metrics, webhook: Webhook, verdict: &Verdict) {
     }
 }
 
-fn answered(subject: Subject, summary: Summary, verdict: Verdict, outcome: Outcome) -> Reviewed {
+/// The answer carrying `verdict` to the request `summary` (and `group`) names.
+fn answered(group: &str, summary: Summary, verdict: Verdict, outcome: Outcome) -> Reviewed {
+    let subject = Subject {
+        uid: &summary.uid,
+        name: &summary.name,
+        group,
+        kind: &summary.kind,
+    };
     match response::answer(subject, &verdict) {
         Ok(body) => Reviewed {
             http_status: 200,
@@ -195,11 +226,7 @@ fn answered(subject: Subject, summary: Summary, verdict: Verdict, outcome: Outco
             summary,
             verdict: Some(verdict),
         },
-        Err(e) => refused(
-            500,
-            subject.uid.to_owned(),
-            &format!("serialising the response: {e}"),
-        ),
+        Err(e) => refused(500, summary.uid, &format!("serialising the response: {e}")),
     }
 }
 

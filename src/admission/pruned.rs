@@ -29,21 +29,27 @@ pub enum Action {
 /// Parses `raw` into a value without the parts `rules` prune.
 pub fn decode_pruned(raw: &str, rules: &[Prune]) -> serde_json::Result<Value> {
     let mut deserializer = serde_json::Deserializer::from_str(raw);
-    let value = Level {
-        rules,
-        depth: 0,
-        only: None,
-    }
-    .deserialize(&mut deserializer)?;
+    let value = Level::root(rules).deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(value)
 }
 
 /// The object at some depth: the rules whose path leads through it, and which keys it keeps.
-struct Level<'r> {
+pub struct Level<'r> {
     rules: &'r [Prune],
     depth: usize,
     only: Option<&'static [&'static str]>,
+}
+
+impl<'r> Level<'r> {
+    /// The whole value, to be decoded without what `rules` prune.
+    pub fn root(rules: &'r [Prune]) -> Self {
+        Level {
+            rules,
+            depth: 0,
+            only: None,
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Level<'_> {
