@@ -39,7 +39,9 @@ pub fn open(body: &[u8], webhook: Webhook) -> Option<RequestFields<Value>> {
     // and a body that is not goes the step-by-step way.
     let text = std::str::from_utf8(body).ok()?;
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let request = Review { webhook }.deserialize(&mut deserializer).ok()?;
+    let request = AsMap(Review { webhook })
+        .deserialize(&mut deserializer)
+        .ok()?;
     deserializer.end().ok()?;
     Some(request)
 }
@@ -72,20 +74,20 @@ enum RequestKey {
     Other,
 }
 
+/// A seed that reads a JSON object with the visitor it wraps (the envelope's and the request's).
+struct AsMap<V>(V);
+
+impl<'de, V: Visitor<'de>> DeserializeSeed<'de> for AsMap<V> {
+    type Value = V::Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
+        deserializer.deserialize_map(self.0)
+    }
+}
+
 /// `{apiVersion, kind, request}` with the request read for `webhook`.
 struct Review {
     webhook: Webhook,
-}
-
-impl<'de> DeserializeSeed<'de> for Review {
-    type Value = RequestFields<Value>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
 }
 
 impl<'de> Visitor<'de> for Review {
@@ -110,9 +112,9 @@ impl<'de> Visitor<'de> for Review {
                     })?;
                 }
                 EnvelopeKey::Request => {
-                    let request_seed = Request {
+                    let request_seed = AsMap(Request {
                         webhook: self.webhook,
-                    };
+                    });
                     once(&mut request, "request", || {
                         map.next_value_seed(request_seed)
                     })?;
@@ -166,17 +168,6 @@ enum Held<'de> {
     Settled(Option<Value>),
     /// The operation came later: kept raw so an unread object is never built.
     Raw(Option<&'de RawValue>),
-}
-
-impl<'de> DeserializeSeed<'de> for Request {
-    type Value = RequestFields<Value>;
-
-    fn deserialize<D: de::Deserializer<'de>>(
-        self,
-        deserializer: D,
-    ) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
 }
 
 impl<'de> Visitor<'de> for Request {
