@@ -141,7 +141,7 @@ struct InFlight(Arc<watch::Sender<Requests>>);
 
 impl InFlight {
     fn enter(requests: Arc<watch::Sender<Requests>>) -> Self {
-        requests.send_modify(|r| {
+        count(&requests, |r| {
             r.started += 1;
             r.in_flight += 1;
         });
@@ -151,9 +151,21 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0
-            .send_modify(|r| r.in_flight = r.in_flight.saturating_sub(1));
+        count(&self.0, |r| r.in_flight = r.in_flight.saturating_sub(1));
     }
+}
+
+/// Applies `change` to a connection's request counts, waking its watchers only if it has any. A
+/// wake-up locks each of the eight mutexes behind tokio's `watch`, twice a request, and an
+/// HTTP/1.1 connection is watched only once it drains; a watcher that subscribes later reads the
+/// counts as they are. No subscription falls between the test and the write: HTTP/2's watchdog
+/// subscribes before the first request, and HTTP/1.1's drain from the task that runs them.
+fn count(requests: &watch::Sender<Requests>, change: impl FnOnce(&mut Requests)) {
+    let watched = requests.receiver_count() > 0;
+    requests.send_if_modified(|r| {
+        change(r);
+        watched
+    });
 }
 
 /// The router as hyper calls it on one connection, with every request counted (for the
