@@ -3,6 +3,7 @@
 
 mod connection;
 pub mod deadline;
+pub mod decision_log;
 pub mod drain;
 mod head;
 pub mod inflight;

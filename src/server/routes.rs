@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
+use super::decision_log::{self, DecisionLine};
 use super::inflight::InflightBudget;
 use super::intake;
 use super::placement::Placement;
@@ -32,15 +33,20 @@ pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 /// body.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What the routes share. Cloned for every request (axum's `State`), so it is one `Arc`: one
+/// reference count touched per request instead of one per part, each a cache line the two
+/// workers would pass back and forth.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppParts>);
+
+pub struct AppParts {
     pub state: Arc<StateHandle>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
     /// The memory admission requests in flight share.
     pub inflight: Arc<InflightBudget>,
     /// Where decisions run.
-    pub placement: Arc<Placement>,
+    pub placement: Placement,
 }
 
 impl App {
@@ -50,13 +56,21 @@ impl App {
         metrics: Arc<Metrics>,
         max_inflight_bytes: usize,
     ) -> Self {
-        Self {
+        Self(Arc::new(AppParts {
             state,
             settings: Arc::new(settings),
             metrics,
             inflight: InflightBudget::new(max_inflight_bytes),
-            placement: Arc::default(),
-        }
+            placement: Placement::default(),
+        }))
+    }
+}
+
+impl std::ops::Deref for App {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
     }
 }
 
@@ -107,19 +121,18 @@ async fn admit(webhook: Webhook, State(app): State<App>, request: Request) -> Re
                 admission::record(&app.metrics, webhook, verdict);
             }
             let s = &reviewed.summary;
-            tracing::info!(
-                webhook = webhook.path(),
-                uid = %s.uid,
-                kind = %s.kind,
-                namespace = %s.namespace,
-                name = %s.name,
-                operation = %s.operation,
-                dry_run = s.dry_run,
-                outcome = reviewed.outcome.as_str(),
-                allowed = reviewed.verdict.as_ref().is_some_and(|v| v.allowed()),
-                duration_us = elapsed.as_micros() as u64,
-                "admission decision"
-            );
+            decision_log::log(&DecisionLine {
+                webhook: webhook.path(),
+                uid: &s.uid,
+                kind: &s.kind,
+                namespace: &s.namespace,
+                name: &s.name,
+                operation: s.operation,
+                dry_run: s.dry_run,
+                outcome: reviewed.outcome.as_str(),
+                allowed: reviewed.verdict.as_ref().is_some_and(|v| v.allowed()),
+                duration_us: elapsed.as_micros() as u64,
+            });
             let status = StatusCode::from_u16(reviewed.http_status)
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (
@@ -210,11 +223,11 @@ async fn decide(
         app.placement.record(webhook, started.elapsed());
         return Ok(reviewed);
     }
-    let (settings, placement) = (Arc::clone(&app.settings), Arc::clone(&app.placement));
+    let app = app.clone();
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let reviewed = admission::review(webhook, &body, view.as_deref(), &settings);
-        placement.record(webhook, started.elapsed());
+        let reviewed = admission::review(webhook, &body, view.as_deref(), &app.settings);
+        app.placement.record(webhook, started.elapsed());
         reviewed
     })
     .await
