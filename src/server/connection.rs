@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode, Version};
-use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -22,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::deadline::DeadlineIo;
 use super::drain::{self, Phase};
+use super::routes::Routes;
 use super::timeouts::Cut;
 use super::ServeContext;
 
@@ -50,7 +49,7 @@ pub(super) async fn serve_tls(
     acceptor: TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
-    router: Router,
+    routes: Routes,
     context: ServeContext,
 ) {
     let _ = tcp.set_nodelay(true);
@@ -73,18 +72,18 @@ pub(super) async fn serve_tls(
     // §3.2), and sniffing the first bytes instead would leave a client that negotiated h2 and
     // then sent nothing waiting in the sniffer, outside every deadline.
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-    serve_http(tls, h2, peer, router, context).await;
+    serve_http(tls, h2, peer, routes, context).await;
 }
 
 /// Plain HTTP/1.1 (the admin listener).
 pub(super) async fn serve_plain(
     tcp: TcpStream,
     peer: SocketAddr,
-    router: Router,
+    routes: Routes,
     context: ServeContext,
 ) {
     let _ = tcp.set_nodelay(true);
-    serve_http(tcp, false, peer, router, context).await;
+    serve_http(tcp, false, peer, routes, context).await;
 }
 
 /// Why a handshake failed, as a metrics label.
@@ -105,12 +104,12 @@ async fn serve_http(
     io: impl Transport,
     h2: bool,
     peer: SocketAddr,
-    router: Router,
+    routes: Routes,
     context: ServeContext,
 ) {
     let requests = Arc::new(watch::Sender::new(Requests::default()));
     let service = ConnectionService {
-        router: TowerToHyperService::new(router),
+        routes,
         context: context.clone(),
         requests: requests.clone(),
     };
@@ -168,11 +167,11 @@ fn count(requests: &watch::Sender<Requests>, change: impl FnOnce(&mut Requests))
     });
 }
 
-/// The router as hyper calls it on one connection, with every request counted (for the
+/// The routes as hyper calls them on one connection, with every request counted (for the
 /// connection and for the drain) and every response finished by [`finish_response`].
 #[derive(Clone)]
 struct ConnectionService {
-    router: TowerToHyperService<Router>,
+    routes: Routes,
     context: ServeContext,
     requests: Arc<watch::Sender<Requests>>,
 }
@@ -186,10 +185,10 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
         let version = request.version();
         let in_flight = InFlight::enter(self.requests.clone());
         let counted = self.context.drain.request();
-        let call = self.router.call(request);
+        let answer = self.routes.respond(request.map(Body::new));
         let context = self.context.clone();
         Box::pin(async move {
-            let mut response = call.await?;
+            let mut response = answer.await;
             finish_response(&mut response, version, &context);
             counted.answered();
             drop(in_flight);

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use axum::Router;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
@@ -79,30 +78,30 @@ impl ServeContext {
     }
 }
 
-/// Serves `router` over TLS on `listener` until its drain closes (or the task is dropped).
+/// Serves `routes` over TLS on `listener` until its drain closes (or the task is dropped).
 /// Each connection runs in its own task; a failing connection never affects the others.
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
-    router: Router,
+    routes: routes::Routes,
     context: ServeContext,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
     accept(listener, &context, move |tcp, peer, context| {
-        connection::serve_tls(acceptor.clone(), tcp, peer, router.clone(), context)
+        connection::serve_tls(acceptor.clone(), tcp, peer, routes.clone(), context)
     })
     .await
 }
 
-/// Serves the admin router over plain HTTP/1.1, under the same deadlines and drain as the
+/// Serves the admin routes over plain HTTP/1.1, under the same deadlines and drain as the
 /// admission listener.
 pub async fn serve_admin(
     listener: TcpListener,
-    router: Router,
+    routes: routes::Routes,
     context: ServeContext,
 ) -> std::io::Result<()> {
     accept(listener, &context, move |tcp, peer, context| {
-        connection::serve_plain(tcp, peer, router.clone(), context)
+        connection::serve_plain(tcp, peer, routes.clone(), context)
     })
     .await
 }

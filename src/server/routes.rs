@@ -1,15 +1,17 @@
 //! HTTP routes: the admission endpoints and health checks on the TLS listener, and health plus
 //! metrics on the admin listener.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{header, StatusCode, Version};
+use axum::http::{header, Method, StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use tower::ServiceExt;
 
 use super::decision_log::{self, DecisionLine};
 use super::inflight::InflightBudget;
@@ -74,8 +76,49 @@ impl std::ops::Deref for App {
     }
 }
 
+/// A listener's routes. On the admission listener the admission paths, which carry every request
+/// the API server sends, are answered directly; axum's router (its route table, boxed services
+/// and extractors, a tenth of a MeshIdentity request's instructions) answers the rest: health
+/// checks, and requests of another method or path, with the same 404 and 405 as before.
+#[derive(Clone)]
+pub struct Routes {
+    router: Router,
+    /// What admission requests are decided with; `None` on the admin listener.
+    admission: Option<App>,
+}
+
+impl Routes {
+    /// Answers `request`.
+    pub(super) fn respond(&self, request: Request) -> impl Future<Output = Response> + Send {
+        let by = match &self.admission {
+            Some(app) if request.method() == Method::POST => {
+                match Webhook::from_path(request.uri().path()) {
+                    Some(webhook) => AnsweredBy::Admission(webhook, app.clone()),
+                    None => AnsweredBy::Router(self.router.clone()),
+                }
+            }
+            _ => AnsweredBy::Router(self.router.clone()),
+        };
+        async move {
+            match by {
+                AnsweredBy::Admission(webhook, app) => admit(webhook, State(app), request).await,
+                AnsweredBy::Router(router) => match router.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
+            }
+        }
+    }
+}
+
+/// Who answers a request.
+enum AnsweredBy {
+    Admission(Webhook, App),
+    Router(Router),
+}
+
 /// Routes of the TLS listener.
-pub fn admission_router(app: App) -> Router {
+pub fn admission_router(app: App) -> Routes {
     let mut router = Router::new();
     for webhook in Webhook::ALL {
         router = router.route(
@@ -83,20 +126,27 @@ pub fn admission_router(app: App) -> Router {
             post(move |state: State<App>, request: Request| admit(webhook, state, request)),
         );
     }
-    router
+    let router = router
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(app)
+        .with_state(app.clone());
+    Routes {
+        router,
+        admission: Some(app),
+    }
 }
 
 /// Routes of the plain-HTTP admin listener.
-pub fn admin_router(app: App) -> Router {
-    Router::new()
+pub fn admin_router(app: App) -> Routes {
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(app)
+        .with_state(app);
+    Routes {
+        router,
+        admission: None,
+    }
 }
 
 /// A request answered before a decision: too large, too slow, of the wrong type, or no room.
@@ -257,8 +307,9 @@ fn refuse(status: StatusCode, message: String, version: Version, why: &'static s
 
 /// Reads a request body of at most [`MAX_BODY_BYTES`] (413 beyond, as soon as the limit is
 /// crossed) within `within` (408 after).
-async fn read_body(request: Request, within: Duration) -> Result<Bytes, Response> {
+async fn read_body(mut request: Request, within: Duration) -> Result<Bytes, Response> {
     let version = request.version();
+    DefaultBodyLimit::max(MAX_BODY_BYTES).apply(&mut request);
     match tokio::time::timeout(within, Bytes::from_request(request, &())).await {
         Ok(Ok(body)) => Ok(body),
         Ok(Err(rejection)) => Err(rejection.into_response()),
