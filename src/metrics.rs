@@ -304,15 +304,6 @@ impl Metrics {
         self.task_restarts.get_or_create(&TaskLabels { task }).inc();
     }
 
-    pub fn observe(&self, path: &'static str, outcome: &'static str, seconds: f64) {
-        self.requests
-            .get_or_create(&RequestLabels { path, outcome })
-            .inc();
-        self.latency
-            .get_or_create(&PathLabels { path })
-            .observe(seconds);
-    }
-
     pub fn pod_denied(&self, reason: &'static str) {
         self.pod_denials
             .get_or_create(&ReasonLabels { reason })

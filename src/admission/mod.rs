@@ -30,6 +30,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 3] = [Self::Allowed, Self::Denied, Self::Error];
+
+    /// Where the outcome stands in [`Outcome::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Allowed => "allowed",

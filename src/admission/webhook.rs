@@ -43,6 +43,11 @@ impl Webhook {
         }
     }
 
+    /// Where the webhook stands in [`Webhook::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn from_path(path: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|w| w.path() == path)
     }

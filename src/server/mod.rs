@@ -9,6 +9,7 @@ mod head;
 pub mod inflight;
 pub mod intake;
 pub mod placement;
+pub mod request_metrics;
 pub mod routes;
 pub mod timeouts;
 pub mod tls;

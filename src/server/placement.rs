@@ -7,7 +7,7 @@
 //! large, or it is a MeshIdentity review (whose cost grows with the cluster) and the last one
 //! took longer than a worker may be held.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::admission::Webhook;
@@ -21,11 +21,12 @@ pub const INLINE_DECISION_BYTES: usize = 32 * 1024;
 /// blocking-pool hand-off costs tens of microseconds of CPU whatever the decision.
 pub const INLINE_DECISION_TIME: Duration = Duration::from_micros(500);
 
-/// Remembers how long the last MeshIdentity review took, to place the next one.
+/// Remembers whether the last MeshIdentity review was slow, to place the next one.
 #[derive(Debug, Default)]
 pub struct Placement {
-    /// Microseconds the last MeshIdentity review took; 0 before the first.
-    last_meshidentity_us: AtomicU64,
+    /// Whether the last MeshIdentity review took longer than [`INLINE_DECISION_TIME`]; false
+    /// before the first.
+    last_meshidentity_slow: AtomicBool,
 }
 
 impl Placement {
@@ -33,15 +34,19 @@ impl Placement {
     pub fn inline(&self, webhook: Webhook, body_len: usize) -> bool {
         body_len <= INLINE_DECISION_BYTES
             && (webhook != Webhook::ValidateMeshIdentity
-                || self.last_meshidentity_us.load(Ordering::Relaxed)
-                    <= INLINE_DECISION_TIME.as_micros() as u64)
+                || !self.last_meshidentity_slow.load(Ordering::Relaxed))
     }
 
     /// Notes that a `webhook` decision took `took`, wherever it ran.
     pub fn record(&self, webhook: Webhook, took: Duration) {
         if webhook == Webhook::ValidateMeshIdentity {
-            let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-            self.last_meshidentity_us.store(micros, Ordering::Relaxed);
+            // Whole microseconds, as the limit is meant.
+            let slow = took.as_micros() > INLINE_DECISION_TIME.as_micros();
+            // Written only when it changes: both workers read it on every review, and a write
+            // would take its cache line from the other one each time.
+            if self.last_meshidentity_slow.load(Ordering::Relaxed) != slow {
+                self.last_meshidentity_slow.store(slow, Ordering::Relaxed);
+            }
         }
     }
 }

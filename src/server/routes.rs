@@ -17,6 +17,7 @@ use super::decision_log::{self, DecisionLine};
 use super::inflight::InflightBudget;
 use super::intake;
 use super::placement::Placement;
+use super::request_metrics::RequestMetrics;
 use crate::admission::{self, Webhook};
 use crate::cluster::StateHandle;
 use crate::config::Settings;
@@ -45,6 +46,8 @@ pub struct AppParts {
     pub state: Arc<StateHandle>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// The series every admission request updates.
+    pub requests: RequestMetrics,
     /// The memory admission requests in flight share.
     pub inflight: Arc<InflightBudget>,
     /// Where decisions run.
@@ -61,6 +64,7 @@ impl App {
         Self(Arc::new(AppParts {
             state,
             settings: Arc::new(settings),
+            requests: RequestMetrics::new(Arc::clone(&metrics)),
             metrics,
             inflight: InflightBudget::new(max_inflight_bytes),
             placement: Placement::default(),
@@ -162,11 +166,8 @@ async fn admit(webhook: Webhook, State(app): State<App>, request: Request) -> Re
     match decide(webhook, &app, request).await {
         Ok(reviewed) => {
             let elapsed = started.elapsed();
-            app.metrics.observe(
-                webhook.path(),
-                reviewed.outcome.as_str(),
-                elapsed.as_secs_f64(),
-            );
+            app.requests
+                .observe(webhook, reviewed.outcome, elapsed.as_secs_f64());
             if let Some(verdict) = &reviewed.verdict {
                 admission::record(&app.metrics, webhook, verdict);
             }
@@ -195,14 +196,14 @@ async fn admit(webhook: Webhook, State(app): State<App>, request: Request) -> Re
         Err(refused) => {
             // Never decided, but counted and logged like any error.
             let elapsed = started.elapsed();
-            let outcome = admission::Outcome::Error.as_str();
-            app.metrics
-                .observe(webhook.path(), outcome, elapsed.as_secs_f64());
+            let outcome = admission::Outcome::Error;
+            app.requests
+                .observe(webhook, outcome, elapsed.as_secs_f64());
             tracing::info!(
                 webhook = webhook.path(),
                 status = refused.response.status().as_u16(),
                 why = refused.why,
-                outcome,
+                outcome = outcome.as_str(),
                 duration_us = elapsed.as_micros() as u64,
                 "admission request refused before a decision"
             );
