@@ -30,9 +30,6 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for T {}
 
-/// hyper's own header timer also runs while a connection is idle, so it is set past the idle
-/// timeout; [`DeadlineIo`] enforces the real header and idle deadlines.
-const HYPER_HEADER_TIMEOUT: Duration = Duration::from_secs(130);
 /// HTTP/2 connections are probed with PINGs at this interval so dead peers are noticed.
 const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// Once the server has stopped accepting, a connection that has not sent its first request gets
@@ -226,10 +223,12 @@ async fn serve_http1(
     requests: &watch::Sender<Requests>,
     context: &ServeContext,
 ) -> Result<(), BoxError> {
+    // hyper's header timer is off: it also runs while a connection sits idle, so it could only
+    // have been a backstop set past the idle timeout, and it moved a timer in the runtime's
+    // shared timer wheel on every request. [`DeadlineIo`] enforces the header and idle deadlines.
     let connection = http1::Builder::new()
-        .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(HYPER_HEADER_TIMEOUT)
+        .header_read_timeout(None)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     let mut phase = context.drain.subscribe();
