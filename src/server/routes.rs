@@ -36,7 +36,7 @@ pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 /// body.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the routes share. Cloned for every request (axum's `State`), so it is one `Arc`: one
+/// What the routes share. Cloned for every admission request, so it is one `Arc`: one
 /// reference count touched per request instead of one per part, each a cache line the two
 /// workers would pass back and forth.
 #[derive(Clone)]
