@@ -10,7 +10,7 @@
 
 use std::sync::OnceLock;
 
-use tracing::Level;
+use tracing::{metadata::Kind, Level};
 
 /// The target the line is logged under, as `RUST_LOG` directives name it; it is where the line
 /// was first logged from, and filters already written for it must keep working.
@@ -81,10 +81,33 @@ pub fn install(sink: Box<dyn DecisionSink>) {
 
 /// Logs `line` at INFO under [`TARGET`], if the log filter lets that through.
 pub fn log(line: &DecisionLine<'_>) {
-    if !tracing::enabled!(target: TARGET, Level::INFO) {
+    log_to(SINK.get().map(|sink| &**sink), line);
+}
+
+fn log_to(sink: Option<&dyn DecisionSink>, line: &DecisionLine<'_>) {
+    // The filter is asked about an event with the line's field names, not a bare target: a
+    // directive that names fields (`...routes[{outcome}]=off`) applies only to callsites that
+    // have them, and must filter the line written by a sink as it filters the tracing event.
+    let enabled = tracing::enabled!(
+        kind: Kind::EVENT,
+        target: TARGET,
+        Level::INFO,
+        message,
+        webhook,
+        uid,
+        kind,
+        namespace,
+        name,
+        operation,
+        dry_run,
+        outcome,
+        allowed,
+        duration_us
+    );
+    if !enabled {
         return;
     }
-    match SINK.get() {
+    match sink {
         Some(sink) => sink.write(line),
         None => log_through_tracing(line),
     }
@@ -107,4 +130,79 @@ pub fn log_through_tracing(line: &DecisionLine<'_>) {
         duration_us = line.duration_us,
         "admission decision"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+
+    use tracing_subscriber::{layer::Context, layer::SubscriberExt, EnvFilter, Layer, Registry};
+
+    use super::*;
+
+    /// Counts what it is given: lines as a sink, events as a layer behind the filter.
+    #[derive(Clone, Default)]
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Counting {
+        fn count(&self) -> usize {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    impl DecisionSink for Counting {
+        fn write(&self, _: &DecisionLine<'_>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Counting {
+        fn on_event(&self, _: &tracing::Event<'_>, _: Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Under the `RUST_LOG` directives `filter`: how many lines a sink writes, and how many
+    /// events tracing lets through when the line is logged as a tracing event.
+    fn written_under(filter: &str) -> (usize, usize) {
+        let line = DecisionLine {
+            webhook: "/mutate-v1-pod",
+            uid: "uid",
+            kind: "Pod",
+            namespace: "default",
+            name: "web",
+            operation: "CREATE",
+            dry_run: false,
+            outcome: "allowed",
+            allowed: true,
+            duration_us: 7,
+        };
+        let (sink, events) = (Counting::default(), Counting::default());
+        let subscriber = Registry::default()
+            .with(EnvFilter::new(filter))
+            .with(events.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            log_to(Some(&sink), &line);
+            log_through_tracing(&line);
+        });
+        (sink.count(), events.count())
+    }
+
+    #[test]
+    fn a_sink_writes_the_line_exactly_when_the_filter_lets_the_event_through() {
+        const ROUTES: &str = "kuma_identity_webhook::server::routes";
+        for (filter, expected) in [
+            ("info".to_string(), 1),
+            ("warn".to_string(), 0),
+            (format!("info,{ROUTES}=off"), 0),
+            (format!("info,{ROUTES}[{{outcome}}]=off"), 0),
+            (format!("info,{ROUTES}[{{no_such_field}}]=off"), 1),
+            (format!("off,{ROUTES}[{{uid}}]=info"), 1),
+        ] {
+            assert_eq!(written_under(&filter), (expected, expected), "{filter}");
+        }
+    }
 }

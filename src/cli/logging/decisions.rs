@@ -44,7 +44,8 @@ impl DecisionSink for DecisionLines {
             buffer.clear();
             let timestamp = |out: &mut ByteWriter<'_>| Timestamp.format_time(&mut Writer::new(out));
             if format_decision(self.format, buffer, timestamp, line).is_ok() {
-                // As tracing-subscriber does, a line that cannot be written is dropped.
+                // A line that cannot be written (stderr closed or full) is dropped: the
+                // decision stands either way, and there is nowhere else to report it.
                 let _ = (&*self.out).write_all(buffer);
             }
             if buffer.capacity() > KEPT_LINE_CAPACITY {
